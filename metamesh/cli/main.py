@@ -1,0 +1,47 @@
+"""Entry point: parse the command line and dispatch to a subcommand module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from metamesh import __version__
+from metamesh.cli import exitcodes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metamesh",
+        description=(
+            "A peer-to-peer network of learning agents. Nodes learn on their own data and "
+            "share insights, Q-tables and weight deltas with the peers of their domains."
+        ),
+        epilog="Start with `metamesh demo`. Every subcommand has its own --help.",
+    )
+    parser.add_argument("--version", action="version", version=f"metamesh {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser(
+        "demo",
+        help="run a coordinator and several nodes on this machine and show what they learn",
+    )
+    demo.set_defaults(run=_demo_not_built)
+    return parser
+
+
+def _demo_not_built(args: argparse.Namespace) -> int:
+    sys.stderr.write(
+        "metamesh demo is not built yet: it arrives with the node runtime and learners.\n"
+    )
+    return exitcodes.NOT_BUILT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = getattr(args, "run", None)
+    if run is None:
+        parser.print_help()
+        return exitcodes.USAGE
+    result: int = run(args)
+    return result

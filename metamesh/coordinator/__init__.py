@@ -1,0 +1,1 @@
+"""The optional thin coordinator: global memory, meta-engine, broadcast."""

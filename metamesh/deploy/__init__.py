@@ -1,0 +1,1 @@
+"""Launching: localhost clusters, LAN hosts (systemd units), the edge profile."""

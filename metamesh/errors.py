@@ -1,0 +1,108 @@
+"""The one exception tree of metamesh.
+
+Every error metamesh raises on purpose is a :class:`MetameshError`::
+
+    MetameshError
+    ├── ProtocolError        untrusted input that failed to decode or validate;
+    │                        carries a short ``reason`` code a node counts per peer
+    ├── ConfigError          a configuration value or file a user must fix
+    ├── TransportError       a ZeroMQ socket could not be bound, connected or used
+    ├── StateError           a node directory, identity or checkpoint problem
+    └── LLMError             an LLM backend failed
+        ├── LLMUnavailable   the server cannot be reached
+        ├── ModelNotFound    the server is up but lacks the model
+        └── LLMResponseError the server answered with something unusable
+
+Errors of dependencies (pyzmq, msgpack, httpx, OSError) are translated at the
+boundary with ``raise ... from exc`` so callers catch one tree.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "ConfigError",
+    "LLMError",
+    "LLMResponseError",
+    "LLMUnavailable",
+    "MetameshError",
+    "ModelNotFound",
+    "ProtocolError",
+    "Reason",
+    "StateError",
+    "TransportError",
+]
+
+
+class Reason(StrEnum):
+    """Why a message was rejected; stable codes, listed in PROTOCOL.md."""
+
+    BAD_FRAMES = "bad_frames"
+    FRAME_TOO_LARGE = "frame_too_large"
+    TOO_MANY_FRAMES = "too_many_frames"
+    BAD_TOPIC = "bad_topic"
+    TOPIC_MISMATCH = "topic_mismatch"
+    BAD_HEADER = "bad_header"
+    UNKNOWN_VERSION = "unknown_version"
+    UNKNOWN_KIND = "unknown_kind"
+    MISSING_FIELD = "missing_field"
+    BAD_FIELD = "bad_field"
+    BAD_ARRAY = "bad_array"
+    BAD_DTYPE = "bad_dtype"
+    TOO_MANY_ELEMENTS = "too_many_elements"
+    SHAPE_MISMATCH = "shape_mismatch"
+    NON_FINITE = "non_finite"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_AUTHOR = "unknown_author"
+    REPLAYED = "replayed"
+    STALE = "stale"
+    FUTURE = "future"
+    QUARANTINED = "quarantined"
+    OUTLIER = "outlier"
+    INSANE_VALUES = "insane_values"
+
+
+class MetameshError(Exception):
+    """Base of every error metamesh raises on purpose."""
+
+
+class ProtocolError(MetameshError):
+    """Untrusted input failed to decode or validate.
+
+    ``reason`` is a stable code for counters; ``detail`` is for humans and is
+    already truncated, so it is safe to log.
+    """
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail[:200]
+        super().__init__(f"{reason.value}: {self.detail}" if detail else reason.value)
+
+
+class ConfigError(MetameshError):
+    """A configuration value or file that the user must fix."""
+
+
+class TransportError(MetameshError):
+    """A socket could not be bound, connected or used."""
+
+
+class StateError(MetameshError):
+    """A node directory, identity or checkpoint problem."""
+
+
+class LLMError(MetameshError):
+    """An LLM backend failed."""
+
+
+class LLMUnavailable(LLMError):
+    """The LLM server cannot be reached."""
+
+
+class ModelNotFound(LLMError):
+    """The LLM server is up but does not have the requested model."""
+
+
+class LLMResponseError(LLMError):
+    """The LLM server answered with a status or body metamesh cannot use."""

@@ -1,0 +1,1 @@
+"""The node runtime: lifecycle, config, state on disk, learners, LLM backends."""
