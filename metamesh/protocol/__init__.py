@@ -1,0 +1,80 @@
+"""The wire protocol: envelope, message kinds, msgpack codec, validation, limits.
+
+- ``envelope``: the envelope, protocol versions, the global domain, topics
+- ``kinds``: one frozen typed body per message kind and its wire form
+- ``codec``: frames in and out; all validation of untrusted input
+- ``arrays``: numpy arrays as raw frames, zero-copy both ways
+- ``limits``: every bound on received input, with LAN and EDGE profiles
+
+This package knows nothing of sockets and never imports torch. The spec is
+``PROTOCOL.md`` at the repository root.
+"""
+
+from __future__ import annotations
+
+from metamesh.protocol.codec import Signer, decode, encode, relay_frames, signed_parts
+from metamesh.protocol.envelope import (
+    DEFAULT_HOPS,
+    GLOBAL_DOMAIN,
+    PROTOCOL_MAX,
+    PROTOCOL_MIN,
+    Envelope,
+    is_domain,
+    topic_prefix,
+)
+from metamesh.protocol.kinds import (
+    KINDS,
+    Body,
+    Bye,
+    Delta,
+    Graft,
+    Heartbeat,
+    Hello,
+    Insight,
+    Meta,
+    PeerAddr,
+    Prompt,
+    Prune,
+    QTable,
+    Snapshot,
+    SnapshotRequest,
+    Status,
+    StatusRequest,
+)
+from metamesh.protocol.limits import ALLOWED_DTYPES, EDGE, LAN, Limits
+
+__all__ = [
+    "ALLOWED_DTYPES",
+    "DEFAULT_HOPS",
+    "EDGE",
+    "GLOBAL_DOMAIN",
+    "KINDS",
+    "LAN",
+    "PROTOCOL_MAX",
+    "PROTOCOL_MIN",
+    "Body",
+    "Bye",
+    "Delta",
+    "Envelope",
+    "Graft",
+    "Heartbeat",
+    "Hello",
+    "Insight",
+    "Limits",
+    "Meta",
+    "PeerAddr",
+    "Prompt",
+    "Prune",
+    "QTable",
+    "Signer",
+    "Snapshot",
+    "SnapshotRequest",
+    "Status",
+    "StatusRequest",
+    "decode",
+    "encode",
+    "is_domain",
+    "relay_frames",
+    "signed_parts",
+    "topic_prefix",
+]

@@ -1,0 +1,29 @@
+"""Shared fixtures: a ZeroMQ context that must terminate cleanly after each test."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import zmq
+import zmq.asyncio
+
+
+@pytest.fixture
+def zctx() -> Iterator[zmq.asyncio.Context]:
+    """A private asyncio context; fails the test if a socket is left open."""
+    ctx = zmq.asyncio.Context()
+    yield ctx
+    leftover = [s for s in list(ctx._sockets) if not s.closed]
+    for sock in leftover:
+        sock.close(linger=0)
+    assert not leftover, f"test left {len(leftover)} socket(s) open"
+    done = threading.Event()
+
+    def term() -> None:
+        ctx.term()
+        done.set()
+
+    threading.Thread(target=term, daemon=True).start()
+    assert done.wait(10), "ZeroMQ context did not terminate: a socket was left open"
