@@ -76,8 +76,16 @@ def _nbytes(frame: Any) -> int:
     return len(frame) if type(frame) is bytes else memoryview(frame).nbytes
 
 
+_TOPICS: dict[bytes, tuple[str, str, int]] = {}
+_TOPICS_MAX = 4096
+
+
 def _parse_topic(raw: Any, limits: Limits) -> tuple[str, str, int]:
+    """Domain, kind and hops of a topic frame; memoised, as a node sees few topics."""
     data = bytes(_view(raw))
+    known = _TOPICS.get(data)
+    if known is not None and known[2] <= limits.max_hops:
+        return known
     parts = data.split(b"/")
     if len(parts) != 3 or len(data) > 128:
         raise ProtocolError(Reason.BAD_TOPIC, f"{data!r:.80}")
@@ -88,6 +96,8 @@ def _parse_topic(raw: Any, limits: Limits) -> tuple[str, str, int]:
         raise ProtocolError(Reason.BAD_TOPIC, f"{data!r:.80}") from exc
     if not is_domain(domain) or not hops_text.isdigit() or hops > limits.max_hops:
         raise ProtocolError(Reason.BAD_TOPIC, f"{data!r:.80}")
+    if len(_TOPICS) < _TOPICS_MAX:
+        _TOPICS[data] = (domain, kind, hops)
     return domain, kind, hops
 
 
@@ -96,20 +106,21 @@ def decode(frames: Sequence[Any], limits: Limits = LAN) -> Envelope:
 
     ``frames`` may be ``bytes`` or ZeroMQ frames received with ``copy=False``;
     the decoded arrays are read-only views of them. Raises ProtocolError only.
+    Written flat on purpose: it runs once per received message.
     """
-    if len(frames) < 2:
-        raise ProtocolError(Reason.BAD_FRAMES, f"{len(frames)} frames")
-    if len(frames) > limits.max_arrays + 3:
-        raise ProtocolError(Reason.TOO_MANY_FRAMES, f"{len(frames)} frames")
-    for frame in frames:
-        if _nbytes(frame) > limits.max_frame_bytes:
-            raise ProtocolError(Reason.FRAME_TOO_LARGE, f"{_nbytes(frame)} bytes")
+    n_frames = len(frames)
+    if n_frames < 2:
+        raise ProtocolError(Reason.BAD_FRAMES, f"{n_frames} frames")
+    if n_frames > limits.max_arrays + 3:
+        raise ProtocolError(Reason.TOO_MANY_FRAMES, f"{n_frames} frames")
+    head = _view(frames[1])
+    head_size = len(head) if type(head) is bytes else head.nbytes
+    if head_size > limits.max_header_bytes:
+        raise ProtocolError(Reason.FRAME_TOO_LARGE, f"header of {head_size} bytes")
     domain, kind, hops = _parse_topic(frames[0], limits)
-    if _nbytes(frames[1]) > limits.max_header_bytes:
-        raise ProtocolError(Reason.FRAME_TOO_LARGE, f"header of {_nbytes(frames[1])} bytes")
     try:
         header = msgpack.unpackb(
-            _view(frames[1]),
+            head,
             raw=False,
             strict_map_key=True,
             max_str_len=limits.max_str_len,
@@ -122,26 +133,55 @@ def decode(frames: Sequence[Any], limits: Limits = LAN) -> Envelope:
         raise ProtocolError(Reason.BAD_HEADER, f"{type(exc).__name__}: {exc}") from exc
     if type(header) is not dict:
         raise ProtocolError(Reason.BAD_HEADER, f"header is {type(header).__name__}, not a map")
-    version = header.get("v")
+    get = header.get
+    version = get("v")
     if type(version) is not int or not PROTOCOL_MIN <= version <= PROTOCOL_MAX:
         raise ProtocolError(Reason.UNKNOWN_VERSION, f"{version!r:.20}")
     cls = KINDS.get(kind)
     if cls is None:
         raise ProtocolError(Reason.UNKNOWN_KIND, f"{kind!r:.40}")
-    if header.get("k") != kind or header.get("d") != domain:
+    if get("k") != kind or get("d") != domain:
         raise ProtocolError(
-            Reason.TOPIC_MISMATCH,
-            f"topic {domain}/{kind}, header {header.get('d')!r:.40}/{header.get('k')!r:.40}",
+            Reason.TOPIC_MISMATCH, f"topic {domain}/{kind}, header {get('d')!r:.40}/{get('k')!r:.40}"
         )
-    sender = f.name(header, "s")
-    seq = f.integer(header, "n")
-    created = header.get("t")
-    if type(created) is not float or not math.isfinite(created) or created < 0:
-        raise f.bad("t", created)
-    signed = header.get("g", False)
-    if type(signed) is not bool:
+    sender, seq, created, payload = get("s"), get("n"), get("t"), get("p")
+    if not f.is_name(sender):
+        raise _field_error(header, "s", sender)
+    if type(seq) is not int or not 0 <= seq < 2**63:
+        raise _field_error(header, "n", seq)
+    if type(created) is not float or not 0.0 <= created < math.inf:
+        raise _field_error(header, "t", created)
+    if type(payload) is not dict:
+        raise _field_error(header, "p", payload)
+    signed = get("g", False)
+    if signed is not False and signed is not True:
         raise f.bad("g", signed)
-    descriptors = header.get("a", [])
+    reply_to = get("r")
+    if reply_to is not None and (type(reply_to) is not int or reply_to < 0):
+        raise f.bad("r", reply_to)
+    descriptors = get("a", [])
+    arrays = _arrays(frames, descriptors, signed, limits) if descriptors or n_frames > 2 + signed else []
+    table = ArrayTable(arrays)
+    body = cls.unpack(payload, table, limits)
+    if arrays:
+        table.check_all_taken()
+    signature = None
+    if signed:
+        if _nbytes(frames[-1]) != 64:
+            raise ProtocolError(Reason.BAD_SIGNATURE, f"{_nbytes(frames[-1])}-byte signature")
+        signature = bytes(_view(frames[-1]))
+    return Envelope(
+        sender, seq, domain, body, created, hops, reply_to, version, signature, tuple(frames[1:])
+    )
+
+
+def _field_error(header: dict[str, Any], key: str, value: Any) -> ProtocolError:
+    if key not in header:
+        return ProtocolError(Reason.MISSING_FIELD, key)
+    return f.bad(key, value)
+
+
+def _arrays(frames: Sequence[Any], descriptors: Any, signed: bool, limits: Limits) -> list[np.ndarray]:
     if type(descriptors) is not list:
         raise f.bad("a", descriptors)
     n_arrays = len(frames) - 2 - signed
@@ -152,33 +192,14 @@ def decode(frames: Sequence[Any], limits: Limits = LAN) -> Envelope:
     arrays = []
     total = 0
     for i, descriptor in enumerate(descriptors):
-        arr = from_frame(descriptor, frames[2 + i], limits)
+        frame = frames[2 + i]
+        if _nbytes(frame) > limits.max_frame_bytes:
+            raise ProtocolError(Reason.FRAME_TOO_LARGE, f"{_nbytes(frame)} bytes")
+        arr = from_frame(descriptor, frame, limits)
         total += arr.size
         if total > limits.max_total_elements:
             raise ProtocolError(Reason.TOO_MANY_ELEMENTS, f"{total} elements in all")
         if limits.check_values:
             check_finite(arr)
         arrays.append(arr)
-    payload = f.get(header, "p")
-    if type(payload) is not dict:
-        raise f.bad("p", payload)
-    table = ArrayTable(arrays)
-    body = cls.unpack(payload, table, limits)
-    table.check_all_taken()
-    signature = None
-    if signed:
-        signature = bytes(_view(frames[-1]))
-        if len(signature) != 64:
-            raise ProtocolError(Reason.BAD_SIGNATURE, f"{len(signature)}-byte signature")
-    return Envelope(
-        sender=sender,
-        seq=seq,
-        domain=domain,
-        body=body,
-        created=created,
-        hops=hops,
-        reply_to=f.opt_integer(header, "r"),
-        version=version,
-        signature=signature,
-        raw=tuple(frames[1:]),
-    )
+    return arrays

@@ -56,7 +56,7 @@ def topic(domain: str, kind: str, hops: int) -> bytes:
     return f"{domain}/{kind}/{hops}".encode("ascii")
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Envelope:
     """One message: who sent it, in which domain, in what order, and its body.
 

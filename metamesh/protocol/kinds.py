@@ -1,4 +1,10 @@
-"""One frozen, typed definition per message kind, with its wire form.
+"""One typed definition per message kind, with its wire form.
+
+Messages are values: never mutate one after it is built or decoded (a relay
+forwards the original frames, so a mutation would not even travel). They are
+slotted dataclasses rather than frozen ones because a frozen dataclass costs
+2-4 us more per decoded message on the target hardware, a fifth of the whole
+codec budget (``bench/codec.py``).
 
 A body knows how to lay itself out as a msgpack map (``pack``) and how to be
 rebuilt from an untrusted map (``unpack``), which validates every field and
@@ -73,7 +79,7 @@ def _tensor_map(p: Mapping[str, Any], key: str, table: ArrayTable, limits: Limit
         raise f.bad(key, refs)
     out = {}
     for name, ref in refs.items():
-        if type(name) is not str or not f.NAME_RE.match(name):
+        if not f.is_name(name):
             raise f.bad(key, name)
         out[name] = table.take(f"{key}.{name}", ref)
     return out
@@ -106,7 +112,7 @@ def _peers(p: Mapping[str, Any], key: str, limits: Limits) -> tuple[PeerAddr, ..
         if type(item) is not list or len(item) != 3:
             raise f.bad(key, item)
         pid, pub, router = item
-        if type(pid) is not str or not f.NAME_RE.match(pid):
+        if not f.is_name(pid):
             raise f.bad(key, pid)
         out.append(PeerAddr(pid, _endpoint(pub, key), _endpoint(router, key)))
     return tuple(out)
@@ -126,7 +132,7 @@ class Body:
         raise NotImplementedError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hello(Body):
     """First message to a new peer: where to reach me, my domains, whom I know."""
 
@@ -157,7 +163,7 @@ class Hello(Body):
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Heartbeat(Body):
     """Periodic liveness, carrying the same peer exchange as hello."""
 
@@ -188,7 +194,7 @@ class Heartbeat(Body):
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Bye(Body):
     """Graceful leave: peers drop the sender at once instead of waiting for timeouts."""
 
@@ -203,45 +209,93 @@ class Bye(Body):
         return cls(reason=f.text(p, "reason", limits, default=""))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Insight(Body):
-    """What a node learned this round, without its data (seed 001's insight schema)."""
+    """What a node learned this round, without its data (seed 001's insight schema).
+
+    Per-expert figures are parallel lists, as on the wire: ``loss[i]`` and
+    ``samples[i]`` belong to ``experts[i]``. This is the most frequent message,
+    so it is shaped to encode and validate without a Python loop.
+    """
 
     KIND: ClassVar[str] = "insight"
-    expert_loss: Mapping[str, float]
-    expert_samples: Mapping[str, int]
+    experts: list[str]
+    loss: list[float]
+    samples: list[int]
     avg_loss: float
     total_samples: int
     round: int = 0
     metrics: Mapping[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls,
+        expert_loss: Mapping[str, float],
+        expert_samples: Mapping[str, int],
+        *,
+        avg_loss: float,
+        total_samples: int,
+        round: int = 0,
+        metrics: Mapping[str, float] | None = None,
+    ) -> Insight:
+        """Build from per-expert maps, the way a learner usually holds them."""
+        names = list(expert_loss)
+        return cls(
+            names,
+            [float(expert_loss[k]) for k in names],
+            [int(expert_samples[k]) for k in names],
+            float(avg_loss),
+            int(total_samples),
+            int(round),
+            dict(metrics or {}),
+        )
+
+    @property
+    def expert_loss(self) -> dict[str, float]:
+        return dict(zip(self.experts, self.loss, strict=True))
+
+    @property
+    def expert_samples(self) -> dict[str, int]:
+        return dict(zip(self.experts, self.samples, strict=True))
+
     def pack(self, arrays: list[np.ndarray]) -> dict[str, Any]:
         return {
-            "expert_loss": dict(self.expert_loss),
-            "expert_samples": dict(self.expert_samples),
-            "avg_loss": float(self.avg_loss),
-            "total_samples": int(self.total_samples),
-            "round": int(self.round),
-            "metrics": dict(self.metrics),
+            "experts": self.experts,
+            "loss": self.loss,
+            "samples": self.samples,
+            "avg_loss": self.avg_loss,
+            "total_samples": self.total_samples,
+            "round": self.round,
+            "metrics": self.metrics,
         }
 
     @classmethod
     def unpack(cls, p: Mapping[str, Any], table: ArrayTable, limits: Limits) -> Self:
-        loss = f.number_map(p, "expert_loss", lo=0.0)
-        samples = f.number_map(p, "expert_samples", integers=True, lo=0)
-        if loss.keys() != samples.keys():
-            raise f.bad("expert_samples", "experts differ from expert_loss")
+        # Bulk checks with C-level builtins; no per-expert Python loop.
+        names, losses, samples = f.get(p, "experts"), f.get(p, "loss"), f.get(p, "samples")
+        if (
+            type(names) is not list
+            or type(losses) is not list
+            or type(samples) is not list
+            or not len(names) == len(losses) == len(samples) <= limits.max_map_len
+            or not f.all_names(names)
+            or not f.finite_floats(losses, 0.0)
+            or not f.counts(samples)
+            or len(set(names)) != len(names)
+        ):
+            raise f.bad("experts", [names, losses, samples])
         return cls(
-            expert_loss=loss,
-            expert_samples=samples,
-            avg_loss=f.number(p, "avg_loss", lo=0.0),
-            total_samples=f.integer(p, "total_samples"),
-            round=f.integer(p, "round"),
-            metrics=f.number_map(p, "metrics", default=True),
+            names,
+            losses,
+            samples,
+            f.number(p, "avg_loss", lo=0.0),
+            f.integer(p, "total_samples"),
+            f.integer(p, "round"),
+            f.number_map(p, "metrics", default=True),
         )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class QTable(Body):
     """A Q-learner's values and visit counts over (state, action)."""
 
@@ -277,7 +331,7 @@ class QTable(Body):
         return cls(states, actions, values, visits, f.integer(p, "episodes"))
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Delta(Body):
     """A weight update against ``base_version``, as named tensors (seed 002)."""
 
@@ -314,7 +368,7 @@ class Delta(Body):
         )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Meta(Body):
     """Meta-parameters from a coordinator, versioned; ``target`` is a domain or ``""`` for all."""
 
@@ -341,7 +395,7 @@ class Meta(Body):
             raise f.bad("labels", raw_labels)
         labels = {}
         for k in raw_labels:
-            if type(k) is not str or not f.NAME_RE.match(k):
+            if not f.is_name(k):
                 raise f.bad("labels", k)
             labels[k] = f.labels(raw_labels, k, limits)
         target = f.text(p, "target", limits, default="")
@@ -354,7 +408,7 @@ class Meta(Body):
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SnapshotRequest(Body):
     """A late joiner asks a peer's ROUTER for the latest state of these domains."""
 
@@ -369,7 +423,7 @@ class SnapshotRequest(Body):
         return cls(domains=f.names(p, "domains", limits, default=True))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Snapshot(Body):
     """Ends a snapshot reply: how many messages came before it, and the newest
     sequence number per sender they cover, so the joiner can discard older live ones."""
@@ -389,7 +443,7 @@ class Snapshot(Body):
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prompt(Body):
     """A prompt template that worked for a task, with the sender's own (untrusted) score."""
 
@@ -423,7 +477,7 @@ class Prompt(Body):
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StatusRequest(Body):
     """Asks a node's ROUTER for its status."""
 
@@ -437,7 +491,7 @@ class StatusRequest(Body):
         return cls()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Status(Body):
     """A node's status report: plain data for people and tools, bounded in depth."""
 
@@ -455,7 +509,7 @@ class Status(Body):
         return cls(report=report)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Graft(Body):
     """Asks a peer to add me to its mesh for the envelope's domain."""
 
@@ -469,7 +523,7 @@ class Graft(Body):
         return cls()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prune(Body):
     """Removes a mesh link; the pruned peer waits ``backoff`` seconds before grafting
     again, and may try the ``peers`` offered instead (peer exchange)."""

@@ -76,8 +76,9 @@ number_maps = st.dictionaries(names, finite, max_size=5)
 def insights(draw: st.DrawFn) -> Insight:
     experts = draw(st.lists(names, max_size=6, unique=True))
     return Insight(
-        {e: draw(nonneg) for e in experts},
-        {e: draw(counts) for e in experts},
+        experts,
+        [draw(nonneg) for _ in experts],
+        [draw(counts) for _ in experts],
         draw(nonneg),
         draw(counts),
         draw(counts),

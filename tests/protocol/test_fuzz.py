@@ -27,7 +27,7 @@ from metamesh.protocol import (
 SEEDS: list[list[bytes]] = [
     [bytes(memoryview(f)) for f in encode(env)]
     for env in (
-        Envelope("n1", 1, "math", Insight({"e0": 0.1, "e1": 2.0}, {"e0": 5, "e1": 7}, 1.0, 12, 3), 5.0),
+        Envelope("n1", 1, "math", Insight(["e0", "e1"], [0.1, 2.0], [5, 7], 1.0, 12, 3), 5.0),
         Envelope("n2", 9, "geo", QTable(("a", "b"), ("x", "y"), np.ones((2, 2)), np.ones((2, 2)), 3), 5.0),
         Envelope("n3", 2, "d", Delta("m", {"w": np.ones((4, 4), np.float32), "b": np.zeros(4)}, 2, 10), 5.0),
         Envelope("n4", 4, GLOBAL_DOMAIN, Heartbeat("tcp://1.2.3.4:5", "tcp://1.2.3.4:6", ("a",),

@@ -13,7 +13,7 @@ from metamesh.protocol import LAN, Delta, Envelope, Insight, QTable, decode, enc
 
 
 def _good_insight() -> list[Any]:
-    return encode(Envelope("node-a", 3, "math", Insight({"e0": 0.5}, {"e0": 4}, 0.5, 4), 10.0))
+    return encode(Envelope("node-a", 3, "math", Insight(["e0"], [0.5], [4], 0.5, 4), 10.0))
 
 
 def _good_delta(arr: np.ndarray | None = None) -> list[Any]:
@@ -112,7 +112,7 @@ def test_missing_envelope_field(key: str) -> None:
     _reject(_with_header(_good_insight(), **{key: _DELETE}), Reason.MISSING_FIELD)
 
 
-@pytest.mark.parametrize("key", ["avg_loss", "expert_loss", "total_samples"])
+@pytest.mark.parametrize("key", ["avg_loss", "experts", "loss", "total_samples"])
 def test_missing_body_field(key: str) -> None:
     _reject(_with_payload(_good_insight(), **{key: _DELETE}), Reason.MISSING_FIELD)
 
@@ -131,8 +131,14 @@ def test_missing_body_field(key: str) -> None:
         ("p", "avg_loss", float("inf")),
         ("p", "avg_loss", -1.0),
         ("p", "total_samples", True),
-        ("p", "expert_loss", {"e0": "high"}),
-        ("p", "expert_samples", {"e1": 4}),
+        ("p", "loss", ["high"]),
+        ("p", "loss", [-0.5]),
+        ("p", "loss", [float("nan")]),
+        ("p", "samples", [4, 5]),
+        ("p", "samples", [4.0]),
+        ("p", "experts", ["bad name"]),
+        ("p", "metrics", {"acc": float("inf")}),
+        ("p", "metrics", {"acc": "high"}),
         ("p", "metrics", [1, 2]),
     ],
 )
