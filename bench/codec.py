@@ -36,7 +36,11 @@ def insight_envelope() -> Envelope:
     experts = {f"expert{i}": 0.1 * i + 0.05 for i in range(8)}
     samples = {f"expert{i}": 100 + i for i in range(8)}
     body = Insight.of(
-        experts, samples, avg_loss=0.42, total_samples=832, round=17,
+        experts,
+        samples,
+        avg_loss=0.42,
+        total_samples=832,
+        round=17,
         metrics={"train_loss": 0.4, "heldout_loss": 0.45, "lr": 0.01},
     )
     return Envelope("node-7f3a9c21", 12345, "economic", body, time.time())

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.cluster import Cluster
 
 import pytest
 import zmq
@@ -27,3 +32,15 @@ def zctx() -> Iterator[zmq.asyncio.Context]:
 
     threading.Thread(target=term, daemon=True).start()
     assert done.wait(10), "ZeroMQ context did not terminate: a socket was left open"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """Node processes started by a test; all of them are stopped and reaped afterwards."""
+    from tests.cluster import Cluster
+
+    c = Cluster(tmp_path)
+    try:
+        yield c
+    finally:
+        c.close()

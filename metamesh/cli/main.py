@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from metamesh import __version__
-from metamesh.cli import exitcodes
+from metamesh.cli import exitcodes, keys_cmd, node_cmd, status_cmd
+from metamesh.cli.logs import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,25 +21,33 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `metamesh demo`. Every subcommand has its own --help.",
     )
     parser.add_argument("--version", action="version", version=f"metamesh {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="how much to log to stderr (default info)",
+    )
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
         help="run a coordinator and several nodes on this machine and show what they learn",
     )
     demo.set_defaults(run=_demo_not_built)
+    for module in (node_cmd, status_cmd, keys_cmd):
+        module.add_parser(sub)
     return parser
 
 
 def _demo_not_built(args: argparse.Namespace) -> int:
-    sys.stderr.write(
-        "metamesh demo is not built yet: it arrives with the node runtime and learners.\n"
-    )
+    sys.stderr.write("metamesh demo is not built yet: it arrives with the node runtime and learners.\n")
     return exitcodes.NOT_BUILT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(args.log_level, json_logs=args.log_json)
     run = getattr(args, "run", None)
     if run is None:
         parser.print_help()

@@ -149,7 +149,11 @@ def labels(p: Mapping[str, Any], key: str, limits: Limits) -> tuple[str, ...]:
 
 
 def number_map(
-    p: Mapping[str, Any], key: str, *, integers: bool = False, lo: float = -math.inf,
+    p: Mapping[str, Any],
+    key: str,
+    *,
+    integers: bool = False,
+    lo: float = -math.inf,
     default: bool = False,
 ) -> dict[str, Any]:
     """A map of names to finite floats (or to integers), all at least ``lo``.

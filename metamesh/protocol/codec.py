@@ -170,9 +170,7 @@ def decode(frames: Sequence[Any], limits: Limits = LAN) -> Envelope:
         if _nbytes(frames[-1]) != 64:
             raise ProtocolError(Reason.BAD_SIGNATURE, f"{_nbytes(frames[-1])}-byte signature")
         signature = bytes(_view(frames[-1]))
-    return Envelope(
-        sender, seq, domain, body, created, hops, reply_to, version, signature, tuple(frames[1:])
-    )
+    return Envelope(sender, seq, domain, body, created, hops, reply_to, version, signature, tuple(frames[1:]))
 
 
 def _field_error(header: dict[str, Any], key: str, value: Any) -> ProtocolError:

@@ -544,7 +544,19 @@ class Prune(Body):
 KINDS: Mapping[str, type[Body]] = {
     cls.KIND: cls
     for cls in (
-        Hello, Heartbeat, Bye, Insight, QTable, Delta, Meta, SnapshotRequest, Snapshot,
-        Prompt, StatusRequest, Status, Graft, Prune,
+        Hello,
+        Heartbeat,
+        Bye,
+        Insight,
+        QTable,
+        Delta,
+        Meta,
+        SnapshotRequest,
+        Snapshot,
+        Prompt,
+        StatusRequest,
+        Status,
+        Graft,
+        Prune,
     )
 }

@@ -67,4 +67,3 @@ EDGE = Limits(
     max_list_len=4096,
     max_map_len=4096,
 )
-

@@ -99,11 +99,20 @@ bodies: st.SearchStrategy[Body] = st.one_of(
     insights(),
     qtables(),
     st.builds(
-        Delta, names, tensor_maps, counts, counts, counts,
-        st.none() | nonneg, st.none() | nonneg,
+        Delta,
+        names,
+        tensor_maps,
+        counts,
+        counts,
+        counts,
+        st.none() | nonneg,
+        st.none() | nonneg,
     ),
     st.builds(
-        Meta, counts, st.just("") | names, number_maps,
+        Meta,
+        counts,
+        st.just("") | names,
+        number_maps,
         st.dictionaries(names, label_tuples, max_size=3),
         tensor_maps,
     ),
@@ -135,7 +144,8 @@ def same(a: Any, b: Any) -> bool:
         return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
     if isinstance(a, Body):
         return type(a) is type(b) and all(
-            same(getattr(a, x.name), getattr(b, x.name)) for x in fields(a)  # type: ignore[arg-type]
+            same(getattr(a, x.name), getattr(b, x.name))
+            for x in fields(a)  # type: ignore[arg-type]
         )
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)

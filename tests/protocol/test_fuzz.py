@@ -30,8 +30,15 @@ SEEDS: list[list[bytes]] = [
         Envelope("n1", 1, "math", Insight(["e0", "e1"], [0.1, 2.0], [5, 7], 1.0, 12, 3), 5.0),
         Envelope("n2", 9, "geo", QTable(("a", "b"), ("x", "y"), np.ones((2, 2)), np.ones((2, 2)), 3), 5.0),
         Envelope("n3", 2, "d", Delta("m", {"w": np.ones((4, 4), np.float32), "b": np.zeros(4)}, 2, 10), 5.0),
-        Envelope("n4", 4, GLOBAL_DOMAIN, Heartbeat("tcp://1.2.3.4:5", "tcp://1.2.3.4:6", ("a",),
-                                                   (PeerAddr("p", "tcp://h:1", "tcp://h:2"),), 3.0), 5.0),
+        Envelope(
+            "n4",
+            4,
+            GLOBAL_DOMAIN,
+            Heartbeat(
+                "tcp://1.2.3.4:5", "tcp://1.2.3.4:6", ("a",), (PeerAddr("p", "tcp://h:1", "tcp://h:2"),), 3.0
+            ),
+            5.0,
+        ),
         Envelope("n5", 5, GLOBAL_DOMAIN, Meta(3, "", {"lr": 0.1}, {"s": ("a",)}, {"i": np.ones(3)}), 5.0),
         Envelope("n6", 6, GLOBAL_DOMAIN, Status({"x": [1, {"y": None}]}), 5.0),
     )
@@ -56,8 +63,23 @@ def _mutate_bytes(data: bytes, rng: random.Random) -> bytes:
 def _mutate_header(data: bytes, rng: random.Random) -> bytes:
     """Structure-aware: swap a value somewhere in the decoded map for a hostile one."""
     header = msgpack.unpackb(data)
-    hostile: list[Any] = [None, -1, 2**64 - 1, 1.5, float("nan"), "", "x" * 300, [], {}, [[]], {"a": 1},
-                          b"\x00", True, [1, [2, [3]]], ["<f4", [10**9]]]
+    hostile: list[Any] = [
+        None,
+        -1,
+        2**64 - 1,
+        1.5,
+        float("nan"),
+        "",
+        "x" * 300,
+        [],
+        {},
+        [[]],
+        {"a": 1},
+        b"\x00",
+        True,
+        [1, [2, [3]]],
+        ["<f4", [10**9]],
+    ]
     target = header["p"] if rng.random() < 0.6 and header.get("p") else header
     if isinstance(target, dict) and target:
         key = rng.choice(list(target))

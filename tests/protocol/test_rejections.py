@@ -78,8 +78,17 @@ def test_oversize_frame() -> None:
 
 @pytest.mark.parametrize(
     "topic",
-    [b"math/insight", b"math/insight/6/x", b"Math/insight/6", b"math/insight/-1", b"math/insight/99",
-     b"\xff/insight/6", b"math/insight/ 6", b"_other/insight/6", b""],
+    [
+        b"math/insight",
+        b"math/insight/6/x",
+        b"Math/insight/6",
+        b"math/insight/-1",
+        b"math/insight/99",
+        b"\xff/insight/6",
+        b"math/insight/ 6",
+        b"_other/insight/6",
+        b"",
+    ],
 )
 def test_bad_topic(topic: bytes) -> None:
     _reject([topic, *_good_insight()[1:]], Reason.BAD_TOPIC)
@@ -91,8 +100,10 @@ def test_topic_must_match_header() -> None:
     _reject([b"math/bye/6", *frames[1:]], Reason.TOPIC_MISMATCH)
 
 
-@pytest.mark.parametrize("header", [b"\xc1", b"not msgpack at all \xff\xff", msgpack.packb([1, 2]),
-                                    msgpack.packb({1: 2}), b"\x92\x01"])
+@pytest.mark.parametrize(
+    "header",
+    [b"\xc1", b"not msgpack at all \xff\xff", msgpack.packb([1, 2]), msgpack.packb({1: 2}), b"\x92\x01"],
+)
 def test_bad_header(header: bytes) -> None:
     _reject([b"math/insight/6", header], Reason.BAD_HEADER)
 
@@ -168,8 +179,18 @@ def test_disallowed_dtype(code: str) -> None:
 def test_too_many_elements() -> None:
     frames = _good_delta(np.ones(1000, np.float32))
     _reject(frames, Reason.TOO_MANY_ELEMENTS, LAN.with_(max_array_elements=999))
-    two = [bytes(memoryview(f)) for f in encode(Envelope(
-        "a", 1, "d", Delta("m", {"x": np.ones(600, np.float32), "y": np.ones(600, np.float32)}, 0, 1), 1.0))]
+    two = [
+        bytes(memoryview(f))
+        for f in encode(
+            Envelope(
+                "a",
+                1,
+                "d",
+                Delta("m", {"x": np.ones(600, np.float32), "y": np.ones(600, np.float32)}, 0, 1),
+                1.0,
+            )
+        )
+    ]
     _reject(two, Reason.TOO_MANY_ELEMENTS, LAN.with_(max_total_elements=1000))
 
 

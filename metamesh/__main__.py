@@ -1,0 +1,3 @@
+from metamesh.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""``metamesh node``: run one node until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from metamesh.cli import exitcodes
+from metamesh.errors import MetameshError
+from metamesh.node.config import PROFILES, load_config
+
+HELP = "run a node on this host (LAN hosts, edge devices, or one process of a local cluster)"
+
+DESCRIPTION = """\
+Run one metamesh node until Ctrl-C or SIGTERM; it then says bye to its peers and
+writes a checkpoint, so a restart resumes where it stopped.
+
+Settings come from the profile, then --config FILE ([node] table), then
+METAMESH_* environment variables (e.g. METAMESH_SEEDS), then these flags.
+
+examples:
+  metamesh node --profile lan --host 0.0.0.0 --beacon           # find peers by UDP beacon
+  metamesh node --seed tcp://192.168.1.20:5556 --domain math    # join through a known peer
+  metamesh node --home ./n1 --profile local --learner prompts    # one node of a local cluster
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "node", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--config", type=Path, help="TOML file with a [node] table")
+    p.add_argument("--profile", choices=sorted(PROFILES), help="named defaults (default: lan)")
+    p.add_argument("--home", type=Path, help="node directory: identity, keys, checkpoints, events")
+    p.add_argument("--name", help="node id to use when the directory is new")
+    p.add_argument("--host", help="interface to bind (0.0.0.0 for all)")
+    p.add_argument("--advertise", help="address peers should use to reach this node")
+    p.add_argument("--pub-port", type=int, help="PUB port (0 = any free port)")
+    p.add_argument("--router-port", type=int, help="ROUTER port (0 = any free port)")
+    p.add_argument(
+        "--seed",
+        action="append",
+        dest="seeds",
+        metavar="ENDPOINT",
+        help="ROUTER endpoint of a known peer, e.g. tcp://10.0.0.2:5556 (repeatable)",
+    )
+    p.add_argument(
+        "--domain",
+        action="append",
+        dest="domains",
+        metavar="NAME",
+        help="domain to join from the start (repeatable)",
+    )
+    p.add_argument(
+        "--beacon", action="store_true", default=None, help="discover peers by UDP beacon on the LAN"
+    )
+    p.add_argument("--beacon-port", type=int, help="UDP beacon port (default 5670)")
+    p.add_argument(
+        "--keys",
+        type=Path,
+        dest="keys_dir",
+        help="keys directory: encrypt with CurveZMQ, admit allowlisted peers only",
+    )
+    p.add_argument("--learner", help="what this node learns: none, prompts, experts")
+    p.add_argument("--llm", help="LLM for the prompts learner: sim, ollama:MODEL, openai:URL:MODEL")
+    p.add_argument("--seed-value", type=int, dest="seed", help="random seed of the learner")
+    p.add_argument(
+        "--ready-json", action="store_true", help="print one JSON line with the endpoints once ready"
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "home",
+            "name",
+            "host",
+            "advertise",
+            "pub_port",
+            "router_port",
+            "seeds",
+            "domains",
+            "beacon",
+            "beacon_port",
+            "keys_dir",
+            "learner",
+            "llm",
+            "seed",
+        )
+    }
+    try:
+        config = load_config(profile=args.profile, path=args.config, overrides=overrides)
+    except MetameshError as exc:
+        sys.stderr.write(f"metamesh node: {exc}\n")
+        return exitcodes.CONFIG
+    try:
+        return asyncio.run(_serve(config, ready_json=args.ready_json))
+    except MetameshError as exc:
+        sys.stderr.write(f"metamesh node: {exc}\n")
+        return exitcodes.FAILURE
+
+
+async def _serve(config: object, *, ready_json: bool) -> int:
+    from metamesh.node.config import NodeConfig
+    from metamesh.node.factory import build_learner
+    from metamesh.node.runtime import Node
+
+    assert isinstance(config, NodeConfig)
+    learner = build_learner(config)
+    node = Node(config, learner=learner)
+    await node.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, node.request_stop)
+    if ready_json:
+        sys.stdout.write(
+            json.dumps(
+                {"event": "ready", "node": node.id, "pub": node.pub_endpoint, "router": node.router_endpoint}
+            )
+            + "\n"
+        )
+        sys.stdout.flush()
+    try:
+        await node.wait_stopped()
+    finally:
+        await node.stop("signal")
+    return exitcodes.OK

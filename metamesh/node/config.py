@@ -1,0 +1,177 @@
+"""Typed node configuration with named profiles.
+
+Precedence, lowest to highest: the profile's defaults, a TOML file, ``METAMESH_*``
+environment variables, command-line flags. Profiles are small deltas from one
+default, as memberlist does it:
+
+- ``local``: a cluster on one machine (tests, demos): fast heartbeats, short timeouts;
+- ``lan``: hosts on a LAN: Zyre/memberlist-like timings (suspect ~5 s, dead ~30 s);
+- ``edge``: a Raspberry-Pi class device: LAN timings, small queues and limits.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from metamesh.errors import ConfigError
+from metamesh.protocol import EDGE, LAN, Limits
+
+__all__ = ["PROFILES", "NodeConfig", "load_config"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    """Everything a node needs to run. Build with :func:`load_config` or ``PROFILES[name]``."""
+
+    profile: str = "lan"
+    home: Path = Path("metamesh-node")
+    """Node directory: identity, keys, checkpoints, event log."""
+    name: str = ""
+    host: str = "127.0.0.1"
+    """Interface to bind; ``0.0.0.0`` for every interface of a LAN host."""
+    advertise: str = ""
+    """Address peers should use to reach this node (defaults to ``host``)."""
+    pub_port: int = 0
+    router_port: int = 0
+    seeds: tuple[str, ...] = ()
+    """ROUTER endpoints of known peers, e.g. ``tcp://192.168.1.20:5556``."""
+    domains: tuple[str, ...] = ()
+    """Domains joined from the start, besides those the learner's affinity selects."""
+    heartbeat_interval: float = 1.0
+    suspect_after: float = 5.0
+    dead_after: float = 30.0
+    rejoin_heartbeats: int = 3
+    beacon: bool = False
+    beacon_port: int = 5670
+    beacon_interval: float = 1.0
+    beacon_address: str = "255.255.255.255"
+    keys_dir: Path | None = None
+    checkpoint_interval: float = 10.0
+    max_peers: int = 64
+    send_hwm: int = 1000
+    recv_hwm: int = 1000
+    learner: str = "none"
+    llm: str = "sim"
+    seed: int = 0
+    status_port: int = 0
+    """HTTP port for Prometheus metrics; 0 turns it off."""
+    limits: Limits = field(default=LAN)
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILE_DELTAS:
+            raise ConfigError(f"unknown profile {self.profile!r}; choose from {', '.join(PROFILE_DELTAS)}")
+        if not 0 < self.heartbeat_interval < self.suspect_after < self.dead_after:
+            raise ConfigError(
+                "need 0 < heartbeat_interval < suspect_after < dead_after, got "
+                f"{self.heartbeat_interval}, {self.suspect_after}, {self.dead_after}"
+            )
+        for port in (self.pub_port, self.router_port, self.beacon_port, self.status_port):
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"port {port} is out of range")
+
+    @property
+    def advertised_host(self) -> str:
+        return self.advertise or ("127.0.0.1" if self.host in ("0.0.0.0", "*") else self.host)
+
+
+PROFILE_DELTAS: Mapping[str, Mapping[str, Any]] = {
+    "lan": {},
+    "local": {
+        "heartbeat_interval": 0.2,
+        "suspect_after": 1.0,
+        "dead_after": 3.0,
+        "rejoin_heartbeats": 2,
+        "checkpoint_interval": 2.0,
+    },
+    "edge": {
+        "max_peers": 16,
+        "send_hwm": 100,
+        "recv_hwm": 100,
+        "checkpoint_interval": 30.0,
+        "limits": EDGE,
+    },
+}
+
+PROFILES: Mapping[str, NodeConfig] = {
+    name: NodeConfig(profile=name, **delta) for name, delta in PROFILE_DELTAS.items()
+}
+
+_FIELDS = {f.name: f for f in fields(NodeConfig)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Turn TOML/env/flag values into the field's type, with an error that names the source."""
+    current = getattr(PROFILES["lan"], name)
+    try:
+        if name in ("home", "keys_dir"):
+            return None if value in (None, "") else Path(str(value)).expanduser()
+        if name in ("seeds", "domains"):
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            return tuple(str(v) for v in value)
+        if name == "limits":
+            raise ConfigError("limits follow the profile; they cannot be set directly")
+        if isinstance(current, bool):
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {name}={value!r} is not a valid {type(current).__name__}") from exc
+
+
+def load_config(
+    *,
+    profile: str | None = None,
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> NodeConfig:
+    """Resolve a config: profile, then TOML ``[node]`` table, then ``METAMESH_*``, then overrides.
+
+    ``overrides`` holds command-line flags; ``None`` values are ignored.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    table: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                doc = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        table = doc.get("node", doc)
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [node] must be a table")
+    chosen = profile or env.get("METAMESH_PROFILE") or table.get("profile") or "lan"
+    if chosen not in PROFILES:
+        raise ConfigError(f"unknown profile {chosen!r}; choose from {', '.join(PROFILES)}")
+    for key, value in table.items():
+        if key == "profile":
+            continue
+        if key not in _FIELDS:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+        values[key] = _coerce(key, value, str(path))
+    for key in _FIELDS:
+        env_key = f"METAMESH_{key.upper()}"
+        if env_key in env and key not in ("profile", "limits"):
+            values[key] = _coerce(key, env[env_key], env_key)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            if key not in _FIELDS:
+                raise ConfigError(f"unknown setting {key!r}")
+            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    return replace(PROFILES[chosen], **values)

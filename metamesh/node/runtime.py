@@ -1,0 +1,609 @@
+"""The node: sockets, membership, relay, snapshots, checkpoints, and its learner.
+
+A :class:`Node` is an async context manager. ``start`` returns once its sockets
+are bound and its endpoints known; every task it runs is owned by the node and
+cancelled (under a time limit) by ``stop``, which first says ``bye`` and writes
+a checkpoint. Receive loops drain ready sockets with non-blocking reads, so a
+busy node pays one event-loop round trip per batch, not per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from metamesh import __version__
+from metamesh.errors import ProtocolError, StateError, TransportError
+from metamesh.gossip.dedup import SeenCache
+from metamesh.gossip.keys import load_keys
+from metamesh.gossip.membership import Membership, MembershipConfig, PeerState
+from metamesh.gossip.transport import SocketFactory, SocketOptions
+from metamesh.node.config import NodeConfig
+from metamesh.node.counters import Counters
+from metamesh.node.learner import Learner
+from metamesh.node.state import NodeDir
+from metamesh.protocol import (
+    GLOBAL_DOMAIN,
+    Body,
+    Bye,
+    Envelope,
+    Heartbeat,
+    Hello,
+    Meta,
+    PeerAddr,
+    Snapshot,
+    SnapshotRequest,
+    Status,
+    StatusRequest,
+    decode,
+    encode,
+    relay_frames,
+    topic_prefix,
+)
+
+__all__ = ["Node"]
+
+log = logging.getLogger(__name__)
+
+#: Kinds whose latest message per sender is kept for late joiners and merged by learners.
+STATE_KINDS = frozenset({"qtable", "delta", "insight", "prompt"})
+DRAIN_BATCH = 512
+STOP_TIMEOUT = 5.0
+
+
+@dataclass(slots=True)
+class PeerRecord:
+    """What a node knows of one peer."""
+
+    addr: PeerAddr
+    domains: tuple[str, ...] = ()
+    connected: bool = False
+    hello_sent: bool = False
+
+
+@dataclass(slots=True)
+class _Latest:
+    seq: int
+    domain: str
+    frames: tuple[Any, ...] = field(repr=False)
+
+
+class Node:
+    """One metamesh node. Use ``async with Node(config, learner=...) as node:``."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        learner: Learner | None = None,
+        ctx: zmq.asyncio.Context | None = None,
+    ) -> None:
+        self.config = config
+        self.learner = learner
+        self._own_ctx = ctx is None
+        self.ctx = ctx or zmq.asyncio.Context()
+        self.dir = NodeDir(config.home)
+        self.id = self.dir.identity(config.name)
+        self.counters = Counters()
+        self.membership = Membership(
+            MembershipConfig(
+                heartbeat_interval=config.heartbeat_interval,
+                suspect_after=config.suspect_after,
+                dead_after=config.dead_after,
+                rejoin_heartbeats=config.rejoin_heartbeats,
+            )
+        )
+        self.peers: dict[str, PeerRecord] = {}
+        self.domains: set[str] = set(config.domains)
+        self.latest: dict[tuple[str, str], _Latest] = {}
+        self.meta: Meta | None = None
+        self._meta_frames: tuple[Any, ...] = ()
+        self._seen = SeenCache(capacity=65_536, ttl=300.0)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._stopped = False
+        self._started_at = 0.0
+        self._dealers: dict[str, tuple[zmq.asyncio.Socket, asyncio.Lock]] = {}
+        self._factory: SocketFactory | None = None
+        self.pub_endpoint = ""
+        self.router_endpoint = ""
+        self.events = self.dir.events()
+        self._seq = self.dir.sequence()
+        self._checkpoint_failed = False
+        self.restored = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Bind sockets, restore the checkpoint and start every task; returns when ready."""
+        cfg = self.config
+        keys = load_keys(cfg.keys_dir) if cfg.keys_dir is not None else None
+        self._factory = SocketFactory(
+            self.ctx,
+            limits=cfg.limits,
+            options=SocketOptions(send_hwm=cfg.send_hwm, recv_hwm=cfg.recv_hwm),
+            keys=keys,
+        )
+        self._factory.start()
+        try:
+            self._pub, pub_bound = self._factory.pub(f"tcp://{cfg.host}:{cfg.pub_port}")
+            self._router, router_bound = self._factory.router(f"tcp://{cfg.host}:{cfg.router_port}")
+        except TransportError:
+            self._factory.stop()
+            raise
+        host = cfg.advertised_host
+        self.pub_endpoint = f"tcp://{host}:{pub_bound.rsplit(':', 1)[1]}"
+        self.router_endpoint = f"tcp://{host}:{router_bound.rsplit(':', 1)[1]}"
+        self._pub_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._pub.underlying)
+        self._router_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._router.underlying)
+        self._sub = self._factory.sub()
+        self._sub_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._sub.underlying)
+        self._sub.setsockopt(zmq.SUBSCRIBE, topic_prefix(GLOBAL_DOMAIN))
+        for domain in self.domains:
+            self._sub.setsockopt(zmq.SUBSCRIBE, topic_prefix(domain))
+        self._restore()
+        self._started_at = time.time()
+        self.events.write(
+            "start",
+            node=self.id,
+            pub=self.pub_endpoint,
+            router=self.router_endpoint,
+            version=__version__,
+            restored=self.restored,
+            seq=self._seq.peek,
+        )
+        self._spawn(self._sub_loop(), "sub")
+        self._spawn(self._router_loop(), "router")
+        self._spawn(self._heartbeat_loop(), "heartbeat")
+        self._spawn(self._checkpoint_loop(), "checkpoint")
+        self._spawn(self._seed_loop(), "seeds")
+        if self.learner is not None:
+            self._spawn(self._learn_loop(), "learn")
+        log.info("node %s ready: pub %s router %s", self.id, self.pub_endpoint, self.router_endpoint)
+
+    def request_stop(self) -> None:
+        """Ask the node to stop (safe from a signal handler)."""
+        self._stopping.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+
+    async def stop(self, reason: str = "shutdown") -> None:
+        """Say bye, checkpoint, cancel every task (bounded in time), close every socket."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        with contextlib.suppress(zmq.ZMQError):
+            self.publish(GLOBAL_DOMAIN, Bye(reason))
+        self.checkpoint()
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+            if pending:
+                log.error("%d tasks did not stop within %.0f s", len(pending), STOP_TIMEOUT)
+        for sock, _ in self._dealers.values():
+            sock.close(linger=0)
+        self._sub.close(linger=0)
+        self._router.close(linger=0)
+        self._pub.close(linger=200)  # let the bye go out
+        if self._factory is not None:
+            self._factory.stop()
+        self.events.write("stop", reason=reason, seq=self._seq.peek)
+        self.events.close()
+        if self._own_ctx:
+            self.ctx.term()
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(f"{self.id}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or self._stopped:
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("task %s failed: %r; stopping the node", task.get_name(), exc, exc_info=exc)
+            self.events.write("task_failed", task=task.get_name(), error=repr(exc))
+            self.request_stop()
+
+    # -- state -----------------------------------------------------------------
+
+    def _restore(self) -> None:
+        state = self.dir.load_checkpoint()
+        if state is None:
+            return
+        self.restored = True
+        learner_state = state.get("learner")
+        if self.learner is not None and isinstance(learner_state, dict):
+            self.learner.load_state(learner_state)
+        log.info("node %s restored its checkpoint", self.id)
+
+    def checkpoint(self) -> bool:
+        """Write a checkpoint now. On a full disk or unwritable directory, log and keep running."""
+        state: dict[str, Any] = {"node": self.id, "saved_at": time.time(), "seq": self._seq.peek}
+        if self.learner is not None:
+            state["learner"] = self.learner.state()
+        try:
+            size = self.dir.save_checkpoint(state)
+        except StateError as exc:
+            if not self._checkpoint_failed:
+                log.error("checkpoint failed (%s); the node keeps running in memory", exc)
+                self.events.write("checkpoint_failed", error=str(exc))
+            self._checkpoint_failed = True
+            return False
+        self._checkpoint_failed = False
+        self.events.write("checkpoint", bytes=size, seq=self._seq.peek)
+        return True
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            self.checkpoint()
+            await asyncio.sleep(self.config.checkpoint_interval)
+
+    # -- sending ---------------------------------------------------------------
+
+    def envelope(
+        self, domain: str, body: Body, *, reply_to: int | None = None, hops: int | None = None
+    ) -> Envelope:
+        """A new envelope from this node with the next sequence number."""
+        return Envelope(
+            sender=self.id,
+            seq=self._seq.next(),
+            domain=domain,
+            body=body,
+            created=time.time(),
+            hops=self.config.limits.max_hops // 2 if hops is None else hops,
+            reply_to=reply_to,
+        )
+
+    def publish(self, domain: str, body: Body) -> Envelope:
+        """Publish on the PUB socket; never blocks (a slow subscriber drops at its HWM)."""
+        env = self.envelope(domain, body)
+        frames = encode(env)
+        self._pub_raw.send_multipart(frames, copy=False)
+        self.counters.sent[body.KIND] += 1
+        self.counters.bytes_sent += sum(memoryview(f).nbytes for f in frames)
+        self._seen.check_and_add((self.id, env.seq), time.monotonic())
+        if body.KIND in STATE_KINDS:
+            self.latest[(self.id, body.KIND)] = _Latest(env.seq, domain, tuple(frames[1:]))
+        return env
+
+    # -- receiving -------------------------------------------------------------
+
+    async def _drain(
+        self, sock: zmq.asyncio.Socket, raw: zmq.Socket[bytes], handle: Callable[[list[Any]], None]
+    ) -> None:
+        while True:
+            await sock.poll()  # readable
+            for _ in range(DRAIN_BATCH):
+                try:
+                    frames = raw.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                handle(frames)
+            else:
+                await asyncio.sleep(0)  # a full batch: let other tasks run
+
+    async def _sub_loop(self) -> None:
+        await self._drain(self._sub, self._sub_raw, self._on_published)
+
+    async def _router_loop(self) -> None:
+        await self._drain(self._router, self._router_raw, self._on_request)
+
+    def _decode(self, frames: Sequence[Any]) -> Envelope | None:
+        try:
+            return decode(frames, self.config.limits)
+        except ProtocolError as exc:
+            self.counters.reject(exc.reason.value)
+            log.debug("rejected a message: %s", exc)
+            return None
+
+    def _on_published(self, frames: list[Any]) -> None:
+        self.counters.bytes_received += sum(f.buffer.nbytes for f in frames)
+        env = self._decode(frames)
+        if env is None or env.sender == self.id:
+            return
+        if not self._seen.check_and_add(env.id, time.monotonic()):
+            self.counters.dropped["duplicate"] += 1
+            return
+        self.counters.received[env.kind] += 1
+        if env.hops > 0 and env.kind != "bye":
+            self._pub_raw.send_multipart(relay_frames(env), copy=False)
+            self.counters.relayed[env.kind] += 1
+        self._dispatch(env)
+
+    def _dispatch(self, env: Envelope) -> None:
+        body = env.body
+        now = time.monotonic()
+        match body:
+            case Hello() | Heartbeat():
+                self._observe_peer(env.sender, body.pub, body.router, body.domains, now)
+                for addr in body.peers:
+                    self._learn_peer(addr)
+            case Bye():
+                transition = self.membership.bye(env.sender, now)
+                if transition is not None:
+                    self.events.write("peer", peer=env.sender, old=_state_name(transition.old), new="left")
+                self._disconnect(env.sender)
+            case Meta():
+                if self.meta is None or body.version > self.meta.version:
+                    self.meta = body
+                    self._meta_frames = env.raw
+                    self.events.write("meta", version=body.version, sender=env.sender)
+                    if self.learner is not None:
+                        self.learner.apply_meta(body)
+            case _ if env.kind in STATE_KINDS:
+                key = (env.sender, env.kind)
+                previous = self.latest.get(key)
+                if previous is not None and previous.seq >= env.seq:
+                    self.counters.dropped["stale"] += 1
+                    return
+                self.latest[key] = _Latest(env.seq, env.domain, env.raw)
+                if self.learner is not None:
+                    self.learner.merge(env.sender, env.domain, body)
+            case _:
+                self.counters.dropped[f"unexpected_{env.kind}"] += 1
+
+    # -- peers -----------------------------------------------------------------
+
+    def _observe_peer(self, peer_id: str, pub: str, router: str, domains: Sequence[str], now: float) -> None:
+        record = self._learn_peer(PeerAddr(peer_id, pub, router))
+        if record is not None:
+            record.domains = tuple(domains)
+        transition = self.membership.observe(peer_id, now)
+        if transition is not None:
+            self.events.write("peer", peer=peer_id, old=_state_name(transition.old), new=transition.new.value)
+            log.info("peer %s: %s -> %s", peer_id, _state_name(transition.old), transition.new.value)
+
+    def _learn_peer(self, addr: PeerAddr) -> PeerRecord | None:
+        """Remember a peer and connect to it (bounded by ``max_peers``)."""
+        if addr.id == self.id:
+            return None
+        record = self.peers.get(addr.id)
+        if record is not None and record.addr != addr:
+            self._disconnect(addr.id)
+            record.addr = addr
+        if record is None:
+            if len(self.peers) >= self.config.max_peers * 4:
+                return None
+            record = self.peers[addr.id] = PeerRecord(addr)
+        if not record.connected and sum(p.connected for p in self.peers.values()) < self.config.max_peers:
+            assert self._factory is not None
+            try:
+                self._factory.connect_sub(self._sub, addr.pub, self._server_key(addr.id))
+            except TransportError as exc:
+                self.counters.dropped["unconnectable_peer"] += 1
+                log.debug("not connecting to %s: %s", addr.id, exc)
+                return record
+            record.connected = True
+            self.events.write("connect", peer=addr.id, pub=addr.pub)
+            if not record.hello_sent:
+                record.hello_sent = True
+                self._spawn(self._say_hello(addr.router), "hello")
+        return record
+
+    def _server_key(self, peer_id: str) -> bytes | None:
+        assert self._factory is not None
+        keys = self._factory.keys
+        return None if keys is None else keys.server_key(peer_id)
+
+    def _disconnect(self, peer_id: str) -> None:
+        record = self.peers.get(peer_id)
+        if record is None or not record.connected:
+            return
+        with contextlib.suppress(zmq.ZMQError):
+            self._sub.disconnect(record.addr.pub)
+        record.connected = False
+        record.hello_sent = False
+
+    def _hello(self) -> Hello:
+        return Hello(
+            self.pub_endpoint, self.router_endpoint, tuple(sorted(self.domains)), self._exchange(), self.id
+        )
+
+    def _exchange(self) -> tuple[PeerAddr, ...]:
+        """Peers worth telling others about: alive ones, a bounded random sample."""
+        alive = [self.peers[p].addr for p in self.membership.alive() if p in self.peers]
+        random.shuffle(alive)
+        return tuple(alive[:32])
+
+    async def _say_hello(self, router: str) -> None:
+        with contextlib.suppress(TimeoutError, TransportError):
+            replies = await self.request(router, self._hello(), timeout=2.0)
+            for env in replies:
+                self._dispatch(env)
+
+    async def _seed_loop(self) -> None:
+        """Say hello to every seed until it answers, backing off, so seeds may start later."""
+        pending = list(self.config.seeds)
+        delay = 0.1
+        while pending:
+            for seed in list(pending):
+                try:
+                    replies = await self.request(seed, self._hello(), timeout=1.0)
+                except (TimeoutError, TransportError) as exc:
+                    log.debug("seed %s not answering yet: %s", seed, exc)
+                    continue
+                pending.remove(seed)
+                for env in replies:
+                    self._dispatch(env)
+                if self.config.seeds and seed == self.config.seeds[0]:
+                    self._spawn(self._fetch_snapshot(seed), "snapshot")
+            if pending:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            self.publish(
+                GLOBAL_DOMAIN,
+                Heartbeat(
+                    self.pub_endpoint,
+                    self.router_endpoint,
+                    tuple(sorted(self.domains)),
+                    self._exchange(),
+                    time.time() - self._started_at,
+                ),
+            )
+            for transition in self.membership.tick(now):
+                self.events.write(
+                    "peer", peer=transition.peer, old=_state_name(transition.old), new=transition.new.value
+                )
+                log.info(
+                    "peer %s: %s -> %s", transition.peer, _state_name(transition.old), transition.new.value
+                )
+                if transition.new is PeerState.DEAD:
+                    self._disconnect(transition.peer)
+            await asyncio.sleep(self.config.heartbeat_interval)
+
+    # -- direct requests -------------------------------------------------------
+
+    async def request(self, router: str, body: Body, *, timeout: float) -> list[Envelope]:
+        """Send ``body`` to a peer's ROUTER and collect the replies to it.
+
+        A snapshot request collects until the closing ``snapshot``; anything
+        else returns after the first reply. Raises TimeoutError.
+        """
+        if router not in self._dealers:
+            assert self._factory is not None
+            peer_id = next((p for p, r in self.peers.items() if r.addr.router == router), "")
+            self._dealers[router] = (self._factory.dealer(router, self._server_key(peer_id)), asyncio.Lock())
+        sock, lock = self._dealers[router]
+        async with lock:
+            env = self.envelope(GLOBAL_DOMAIN, body, hops=0)
+            await sock.send_multipart(encode(env), copy=False)
+            replies: list[Envelope] = []
+            async with asyncio.timeout(timeout):
+                while True:
+                    frames = await sock.recv_multipart(copy=False)
+                    reply = self._decode(frames)
+                    if reply is None:
+                        continue
+                    if isinstance(body, SnapshotRequest):
+                        if reply.reply_to == env.seq and isinstance(reply.body, Snapshot):
+                            replies.append(reply)
+                            return replies
+                        if reply.reply_to is None:
+                            replies.append(reply)
+                    elif reply.reply_to == env.seq:
+                        return [reply]
+
+    def _on_request(self, frames: list[Any]) -> None:
+        identity, rest = frames[0], frames[1:]
+        env = self._decode(rest)
+        if env is None:
+            return
+        self.counters.received[env.kind] += 1
+        match env.body:
+            case Hello():
+                self._dispatch(env)
+                self._reply(identity, env, self._hello())
+            case StatusRequest():
+                self._reply(identity, env, Status(self.status()))
+            case SnapshotRequest(domains=domains):
+                self._send_snapshot(identity, env, set(domains))
+            case _:
+                self.counters.dropped[f"unexpected_request_{env.kind}"] += 1
+
+    def _reply(self, identity: Any, request: Envelope, body: Body) -> None:
+        reply = self.envelope(GLOBAL_DOMAIN, body, reply_to=request.seq, hops=0)
+        self._router_raw.send_multipart([identity, *encode(reply)], copy=False)
+        self.counters.sent[body.KIND] += 1
+
+    def _send_snapshot(self, identity: Any, request: Envelope, domains: set[str]) -> None:
+        """The Clone pattern: the latest message per (sender, kind), as authored, then an end marker."""
+        covered: dict[str, int] = {}
+        count = 0
+        for (sender, kind), latest in list(self.latest.items()):
+            if domains and latest.domain not in domains:
+                continue
+            topic = f"{latest.domain}/{kind}/0".encode()
+            self._router_raw.send_multipart([identity, topic, *latest.frames], copy=False)
+            covered[sender] = max(covered.get(sender, 0), latest.seq)
+            count += 1
+        if self.meta is not None and self._meta_frames:
+            self._router_raw.send_multipart(
+                [identity, f"{GLOBAL_DOMAIN}/meta/0".encode(), *self._meta_frames], copy=False
+            )
+            count += 1
+        self._reply(identity, request, Snapshot(count, covered))
+
+    async def _fetch_snapshot(self, router: str) -> None:
+        """Catch up on what was published before we connected."""
+        try:
+            replies = await self.request(router, SnapshotRequest(tuple(sorted(self.domains))), timeout=10.0)
+        except (TimeoutError, TransportError) as exc:
+            log.warning("snapshot from %s failed: %s", router, exc)
+            return
+        applied = 0
+        for env in replies:
+            if isinstance(env.body, Snapshot):
+                self.events.write("snapshot", source=router, count=env.body.count, applied=applied)
+                continue
+            if env.sender != self.id:
+                self._dispatch(env)
+                applied += 1
+
+    # -- learning --------------------------------------------------------------
+
+    async def _learn_loop(self) -> None:
+        assert self.learner is not None
+        while True:
+            await self.learner.step()
+            for domain, body in self.learner.share():
+                self.publish(domain, body)
+            await asyncio.sleep(0)
+
+    # -- status ----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Plain-data status report, as served to ``metamesh status``."""
+        states = self.membership.snapshot()
+        return {
+            "node": self.id,
+            "version": __version__,
+            "profile": self.config.profile,
+            "pub": self.pub_endpoint,
+            "router": self.router_endpoint,
+            "uptime": round(time.time() - self._started_at, 3),
+            "seq": self._seq.peek,
+            "domains": sorted(self.domains),
+            "peers": {
+                pid: {
+                    "state": states[pid].value if pid in states else "unknown",
+                    "pub": rec.addr.pub,
+                    "connected": rec.connected,
+                    "domains": list(rec.domains),
+                }
+                for pid, rec in self.peers.items()
+            },
+            "counters": self.counters.report(),
+            "learner": dict(self.learner.summary()) if self.learner is not None else {},
+            "meta_version": self.meta.version if self.meta is not None else None,
+        }
+
+
+def _state_name(state: PeerState | None) -> str:
+    return "new" if state is None else state.value

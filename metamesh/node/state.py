@@ -1,0 +1,213 @@
+"""A node's state on disk: identity, sequence lease, checkpoints, event log.
+
+Layout of a node directory::
+
+    identity            the node id (one line)
+    seq                 the sequence lease: no number below it was ever unused
+    checkpoint          the latest checkpoint (msgpack), replaced atomically
+    checkpoint.prev     the one before, kept in case the latest is torn
+    events.jsonl        one JSON object per line: what happened, when
+
+Checkpoints are written to a temporary file, fsynced, renamed over the old one,
+and the directory is fsynced, so a ``kill -9`` at any point leaves either the
+old or the new checkpoint whole. Sequence numbers are leased in blocks: the
+lease is on disk before any number in it is used, so a restarted node never
+reuses one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from metamesh.errors import StateError
+
+__all__ = ["EventLog", "NodeDir", "SequenceLease", "pack_state", "unpack_state"]
+
+log = logging.getLogger(__name__)
+
+_ARRAY_EXT = 1
+_CHECKPOINT_MAGIC = b"MMCK1\n"
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        arr = np.ascontiguousarray(obj)
+        return msgpack.ExtType(_ARRAY_EXT, msgpack.packb([arr.dtype.str, list(arr.shape), arr.tobytes()]))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot checkpoint a {type(obj).__name__}")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code != _ARRAY_EXT:
+        return msgpack.ExtType(code, data)
+    dtype, shape, raw = msgpack.unpackb(data)
+    return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
+
+
+def pack_state(state: Any) -> bytes:
+    """Serialise plain data with numpy arrays (checkpoints only; never on the wire)."""
+    return msgpack.packb(state, default=_default, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack_state(data: bytes) -> Any:
+    return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` holds either its old or its new content, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+class SequenceLease:
+    """Per-sender sequence numbers that stay strictly increasing across crashes."""
+
+    def __init__(self, path: Path, block: int = 10_000) -> None:
+        self._path = path
+        self._block = block
+        start = 0
+        if path.exists():
+            try:
+                start = int(path.read_text().strip())
+            except (OSError, ValueError) as exc:
+                raise StateError(f"{path} is unreadable; refusing to risk reusing sequence numbers") from exc
+        self._next = start
+        self._leased = start
+        self._extend()
+
+    def _extend(self) -> None:
+        self._leased = self._next + self._block
+        atomic_write(self._path, f"{self._leased}\n".encode())
+
+    def next(self) -> int:
+        if self._next >= self._leased:
+            self._extend()
+        value = self._next
+        self._next += 1
+        return value
+
+    @property
+    def peek(self) -> int:
+        return self._next
+
+
+class EventLog:
+    """Append-only JSONL log of what a node did, for reports and post-mortems."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the node's life
+        self.failed = False
+
+    def write(self, event: str, **fields: Any) -> None:
+        record = {"t": round(time.time(), 6), "event": event, **fields}
+        try:
+            self._fh.write(json.dumps(record, default=_json_default, separators=(",", ":")) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            if not self.failed:
+                log.error("event log %s is not writable (%s); continuing without it", self._path, exc)
+            self.failed = True
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+class NodeDir:
+    """The directory that makes a node the same node after a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create node directory {path}: {exc.strerror or exc}") from exc
+        if not os.access(path, os.W_OK):
+            raise StateError(f"node directory {path} is not writable")
+
+    def identity(self, preferred: str = "") -> str:
+        """The node's id: read from disk, or created once (``preferred`` or a random one)."""
+        ident = self.path / "identity"
+        if ident.exists():
+            node_id = ident.read_text().strip()
+            if preferred and preferred != node_id:
+                raise StateError(f"{self.path} belongs to node {node_id!r}, not {preferred!r}")
+            return node_id
+        node_id = preferred or f"n-{secrets.token_hex(4)}"
+        atomic_write(ident, (node_id + "\n").encode())
+        return node_id
+
+    def sequence(self) -> SequenceLease:
+        return SequenceLease(self.path / "seq")
+
+    def events(self) -> EventLog:
+        return EventLog(self.path / "events.jsonl")
+
+    def save_checkpoint(self, state: dict[str, Any]) -> int:
+        """Write a checkpoint atomically, keeping the previous one; returns its size."""
+        data = _CHECKPOINT_MAGIC + pack_state(state)
+        latest = self.path / "checkpoint"
+        if latest.exists():
+            os.replace(latest, self.path / "checkpoint.prev")
+        atomic_write(latest, data)
+        return len(data)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The newest whole checkpoint, falling back to the previous one if the latest is torn."""
+        for name in ("checkpoint", "checkpoint.prev"):
+            path = self.path / name
+            if not path.exists():
+                continue
+            try:
+                data = path.read_bytes()
+                if not data.startswith(_CHECKPOINT_MAGIC):
+                    raise ValueError("bad magic")
+                state = unpack_state(data[len(_CHECKPOINT_MAGIC) :])
+                if not isinstance(state, dict):
+                    raise ValueError("not a map")
+                return state
+            except (OSError, ValueError, msgpack.ExtraData, msgpack.FormatError) as exc:
+                log.warning("checkpoint %s is unreadable (%s); trying an older one", path, exc)
+        return None

@@ -1,0 +1,63 @@
+"""Multi-process tests of the node runtime on 127.0.0.1: real processes, random ports."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.cluster import Cluster, wait_until
+
+pytestmark = pytest.mark.slow
+
+# The local profile: heartbeat 0.2 s, suspect after 1 s, dead after 3 s.
+SUSPECT_AFTER, DEAD_AFTER = 1.0, 3.0
+
+
+def _full_membership(nodes: list, n: int) -> bool:
+    for node in nodes:
+        states = node.peer_states()
+        if sum(1 for s in states.values() if s == "alive") < n - 1:
+            return False
+    return True
+
+
+@pytest.mark.timeout(120)
+def test_six_nodes_with_one_seed_each_reach_full_membership_and_see_a_crash(cluster: Cluster) -> None:
+    nodes = [cluster.start("n0")]
+    for i in range(1, 6):  # a chain: each node knows only the previous one
+        nodes.append(cluster.start(f"n{i}", "--seed", nodes[-1].router))
+    wait_until(lambda: _full_membership(nodes, 6), 30, "all 6 nodes to see 5 alive peers")
+
+    victim = nodes[2]
+    seq_before = victim.status()["seq"]  # type: ignore[index]
+    victim.kill()
+    killed_at = time.monotonic()
+    others = [n for n in nodes if n is not victim]
+    wait_until(lambda: all(o.peer_states().get("n2") in ("suspect", "dead") for o in others), 10, "suspect")
+    suspect_seen = time.monotonic() - killed_at
+    wait_until(lambda: all(o.peer_states().get("n2") == "dead" for o in others), 15, "dead")
+    dead_seen = time.monotonic() - killed_at
+    assert SUSPECT_AFTER * 0.5 <= suspect_seen <= SUSPECT_AFTER + 5
+    assert DEAD_AFTER * 0.8 <= dead_seen <= DEAD_AFTER + 8
+
+    # Restart from the same directory: same id, sequence numbers never reused, alive again.
+    restarted = victim.start()
+    assert restarted.id == "n2"
+    assert restarted.status()["seq"] > seq_before  # type: ignore[index]
+    wait_until(lambda: all(o.peer_states().get("n2") == "alive" for o in others), 20, "n2 alive again")
+    events = [e for e in restarted.events() if e["event"] == "start"]
+    assert len(events) == 2 and events[1]["restored"] is True
+    assert events[1]["seq"] > seq_before
+
+
+@pytest.mark.timeout(60)
+def test_graceful_stop_says_bye_and_checkpoints(cluster: Cluster) -> None:
+    a = cluster.start("a")
+    b = cluster.start("b", "--seed", a.router)
+    wait_until(lambda: a.peer_states().get("b") == "alive", 15, "a to see b")
+    assert b.stop() == 0
+    # bye removes b at once: far sooner than the dead timeout
+    wait_until(lambda: "b" not in {p for p, s in a.peer_states().items() if s == "alive"}, DEAD_AFTER, "bye")
+    kinds = [e["event"] for e in b.events()]
+    assert kinds[-2:] == ["checkpoint", "stop"]
