@@ -40,6 +40,8 @@ class NodeProcess:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
+        #: On an encrypted network: a keys directory this node allowlists, for status requests.
+        self.status_keys: Path | None = None
 
     def start(self, timeout: float = 20.0) -> NodeProcess:
         cmd = [
@@ -89,7 +91,9 @@ class NodeProcess:
 
     def status(self, timeout: float = 3.0) -> dict[str, Any] | None:
         try:
-            reply = asyncio.run(ask(self.router, StatusRequest(), timeout=timeout))
+            reply = asyncio.run(
+                ask(self.router, StatusRequest(), timeout=timeout, keys_dir=self.status_keys, peer_id=self.id)
+            )
         except TimeoutError:
             return None
         assert isinstance(reply.body, Status)

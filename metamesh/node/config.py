@@ -39,7 +39,8 @@ class NodeConfig:
     pub_port: int = 0
     router_port: int = 0
     seeds: tuple[str, ...] = ()
-    """ROUTER endpoints of known peers, e.g. ``tcp://192.168.1.20:5556``."""
+    """ROUTER endpoints of known peers, e.g. ``tcp://192.168.1.20:5556``; on an encrypted
+    network prefix the peer's id (``ID@tcp://...``) so its allowlisted key is used."""
     domains: tuple[str, ...] = ()
     """Domains joined from the start, besides those the learner's affinity selects."""
     heartbeat_interval: float = 1.0

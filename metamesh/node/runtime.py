@@ -440,16 +440,17 @@ class Node:
         delay = 0.1
         while pending:
             for seed in list(pending):
+                peer_id, _, endpoint = seed.rpartition("@")
                 try:
-                    replies = await self.request(seed, self._hello(), timeout=1.0)
+                    replies = await self.request(endpoint, self._hello(), timeout=1.0, peer_id=peer_id)
                 except (TimeoutError, TransportError) as exc:
                     log.debug("seed %s not answering yet: %s", seed, exc)
                     continue
                 pending.remove(seed)
                 for env in replies:
                     self._dispatch(env)
-                if self.config.seeds and seed == self.config.seeds[0]:
-                    self._spawn(self._fetch_snapshot(seed), "snapshot")
+                if seed == self.config.seeds[0]:
+                    self._spawn(self._fetch_snapshot(endpoint), "snapshot")
             if pending:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -480,7 +481,7 @@ class Node:
 
     # -- direct requests -------------------------------------------------------
 
-    async def request(self, router: str, body: Body, *, timeout: float) -> list[Envelope]:
+    async def request(self, router: str, body: Body, *, timeout: float, peer_id: str = "") -> list[Envelope]:
         """Send ``body`` to a peer's ROUTER and collect the replies to it.
 
         A snapshot request collects until the closing ``snapshot``; anything
@@ -488,7 +489,7 @@ class Node:
         """
         if router not in self._dealers:
             assert self._factory is not None
-            peer_id = next((p for p, r in self.peers.items() if r.addr.router == router), "")
+            peer_id = peer_id or next((p for p, r in self.peers.items() if r.addr.router == router), "")
             self._dealers[router] = (self._factory.dealer(router, self._server_key(peer_id)), asyncio.Lock())
         sock, lock = self._dealers[router]
         async with lock:
@@ -602,6 +603,7 @@ class Node:
             "counters": self.counters.report(),
             "learner": dict(self.learner.summary()) if self.learner is not None else {},
             "meta_version": self.meta.version if self.meta is not None else None,
+            "state": {f"{sender}/{kind}": latest.seq for (sender, kind), latest in self.latest.items()},
         }
 
 

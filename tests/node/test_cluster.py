@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, wait_until
+from tests.cluster import Cluster, NodeProcess, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -61,3 +64,65 @@ def test_graceful_stop_says_bye_and_checkpoints(cluster: Cluster) -> None:
     wait_until(lambda: "b" not in {p for p, s in a.peer_states().items() if s == "alive"}, DEAD_AFTER, "bye")
     kinds = [e["event"] for e in b.events()]
     assert kinds[-2:] == ["checkpoint", "stop"]
+
+
+@pytest.mark.timeout(90)
+def test_late_joiner_gets_the_snapshot(cluster: Cluster, tmp_path: Path) -> None:
+    a = cluster.start("a", "--domain", "math")
+    b = cluster.start("b", "--domain", "math", "--seed", a.router)
+    publisher = subprocess.Popen(
+        [sys.executable, "-m", "tests.publisher", str(tmp_path / "p"), a.router, "math"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert publisher.stdout is not None
+        assert publisher.stdout.readline().strip() == b"published"
+
+        def held(node: NodeProcess) -> dict[str, int]:
+            report = node.status()
+            return (
+                {} if report is None else {k: v for k, v in report["state"].items() if k.startswith("pub/")}
+            )
+
+        wait_until(lambda: len(held(a)) == 2 and len(held(b)) == 2, 20, "a and b to hold pub's state")
+    finally:
+        publisher.terminate()
+        publisher.wait(10)
+        if publisher.stdout is not None:
+            publisher.stdout.close()
+    # The publisher is gone: whatever the late node gets, it gets from a snapshot.
+    late = cluster.start("late", "--domain", "math", "--seed", b.router)
+    wait_until(lambda: held(late) == held(a) == held(b), 20, "the late node to hold the same state")
+    snapshots = [e for e in late.events() if e["event"] == "snapshot"]
+    assert snapshots and snapshots[0]["applied"] >= 2
+
+
+@pytest.mark.timeout(90)
+def test_curve_admits_allowlisted_keys_only(cluster: Cluster, tmp_path: Path) -> None:
+    from metamesh.gossip.keys import generate_keys
+
+    keys = {}
+    for name in ("a", "b", "outsider"):
+        keys[name] = tmp_path / f"keys-{name}"
+        generate_keys(keys[name])
+    for trusting, trusted in (("a", "b"), ("b", "a"), ("outsider", "a"), ("outsider", "b")):
+        (keys[trusting] / "authorized" / f"{trusted}.key").write_bytes(
+            (keys[trusted] / "node.key").read_bytes()
+        )
+    a = cluster.start("a", "--keys", str(keys["a"]))
+    b = cluster.start("b", "--keys", str(keys["b"]), "--seed", f"a@{a.router}")
+    outsider = cluster.start("outsider", "--keys", str(keys["outsider"]), "--seed", f"a@{a.router}")
+    a.status_keys, b.status_keys = keys["b"], keys["a"]
+    wait_until(
+        lambda: a.peer_states().get("b") == "alive" and b.peer_states().get("a") == "alive",
+        20,
+        "the allowlisted pair to see each other",
+    )
+    # The outsider trusts a and b, but they do not trust it: it can neither receive nor publish.
+    time_limit = time.monotonic() + 3.0  # many heartbeats (0.2 s) would have arrived by now
+    wait_until(lambda: time.monotonic() > time_limit, 5, "heartbeat time to pass")
+    assert "outsider" not in a.peer_states() and "outsider" not in b.peer_states()
+    events = outsider.events()
+    assert not [e for e in events if e["event"] == "peer" and e.get("new") == "alive"]
+    assert not [e for e in events if e["event"] == "connect"]
+    assert not [e for e in a.events() + b.events() if e.get("peer") == "outsider"]
