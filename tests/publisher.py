@@ -26,7 +26,7 @@ async def main(home: str, seed: str, domain: str) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, node.request_stop)
         async with asyncio.timeout(20):
-            while not node.membership.alive():
+            while not node.membership.alive():  # noqa: ASYNC110 - polls a pure state machine under a deadline
                 await asyncio.sleep(0.05)
         values = np.arange(6, dtype=np.float64).reshape(2, 3)
         node.publish(domain, QTable(("s0", "s1"), ("a", "b", "c"), values, np.ones((2, 3)), 7))
