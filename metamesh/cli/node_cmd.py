@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="append",
         dest="seeds",
         metavar="ENDPOINT",
-        help="ROUTER endpoint of a known peer, e.g. tcp://10.0.0.2:5556; ID@ENDPOINT with --keys (repeatable)",
+        help="ROUTER endpoint of a known peer, e.g. tcp://10.0.0.2:5556; ID@ENDPOINT with --keys",
     )
     p.add_argument(
         "--domain",
