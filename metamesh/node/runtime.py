@@ -277,9 +277,9 @@ class Node:
             reply_to=reply_to,
         )
 
-    def publish(self, domain: str, body: Body) -> Envelope:
+    def publish(self, domain: str, body: Body, *, hops: int | None = None) -> Envelope:
         """Publish on the PUB socket; never blocks (a slow subscriber drops at its HWM)."""
-        env = self.envelope(domain, body)
+        env = self.envelope(domain, body, hops=hops)
         frames = encode(env)
         self._pub_raw.send_multipart(frames, copy=False)
         self.counters.sent[body.KIND] += 1

@@ -1,0 +1,224 @@
+"""Node-to-node throughput between two processes over tcp loopback.
+
+Prints, in one run, the full metamesh path (encode, send, receive, decode,
+validate, dedup, dispatch in a real Node) next to raw pyzmq asyncio PUB/SUB
+with one ``await recv_multipart()`` per message and with non-blocking
+draining, for the same payload; then 40 MB deltas, metamesh against raw
+pyzmq for the same bytes. Targets: metamesh >= 2x the one-await raw figure
+for insights; >= 0.8 of raw bandwidth for 40 MB deltas.
+
+Run: ``python bench/bus.py`` (``--quick`` for a shorter run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+import zmq.asyncio
+
+DOMAIN = "bench"
+
+
+def _insight() -> Any:
+    from metamesh.protocol import Insight
+
+    names = [f"expert{i}" for i in range(8)]
+    return Insight(
+        names,
+        [0.1 * i for i in range(8)],
+        [100 + i for i in range(8)],
+        0.42,
+        832,
+        17,
+        {"train_loss": 0.4, "heldout_loss": 0.45},
+    )
+
+
+def _delta(nbytes: int) -> Any:
+    from metamesh.protocol import Delta
+
+    arr = np.random.default_rng(0).standard_normal(nbytes // 4).astype(np.float32)
+    return Delta("experts", {"w": arr}, 1, 1000)
+
+
+# -- raw pyzmq ------------------------------------------------------------------------------
+
+
+def _raw_sender(endpoint_q: Any, go: Any, frames: list[bytes], count: int, hwm: int) -> None:
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, hwm)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    endpoint_q.put(f"tcp://127.0.0.1:{port}")
+    go.wait(30)
+    # Keep sending until the receiver says it is done (or a bound on messages).
+    sent = 0
+    while not go.is_set() or sent < count * 4:
+        pub.send_multipart(frames, copy=False)
+        sent += 1
+        if sent >= count * 4:
+            break
+    pub.close(linger=0)
+    ctx.term()
+
+
+async def _raw_receive(endpoint: str, count: int, mode: str, ready: Any) -> float:
+    ctx = zmq.asyncio.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 100_000)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoint)
+    raw = zmq.Socket.shadow(sub.underlying)
+    ready.set()
+    got = 0
+    first = await sub.recv_multipart(copy=False)
+    del first
+    start = time.perf_counter()
+    while got < count:
+        if mode == "await":
+            await sub.recv_multipart(copy=False)
+            got += 1
+        else:
+            await sub.poll()
+            for _ in range(512):
+                try:
+                    raw.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                got += 1
+    elapsed = time.perf_counter() - start
+    sub.close(linger=0)
+    ctx.term()
+    return elapsed
+
+
+def raw_run(frames: list[Any], count: int, mode: str) -> float:
+    """Messages (or bytes) per second for raw pyzmq."""
+    mpc = mp.get_context("spawn")
+    q, go = mpc.Queue(), mpc.Event()
+    sender = mpc.Process(
+        target=_raw_sender, args=(q, go, [bytes(memoryview(f)) for f in frames], count, 100_000)
+    )
+    sender.start()
+    endpoint = q.get(timeout=30)
+    ready = mp.Event()
+
+    async def main() -> float:
+        task = asyncio.ensure_future(_raw_receive(endpoint, count, mode, ready))
+        await asyncio.sleep(0.3)  # let the SUB connection finish before the sender starts
+        go.set()
+        return await task
+
+    elapsed = asyncio.run(main())
+    sender.join(60)
+    return count / elapsed
+
+
+# -- metamesh -------------------------------------------------------------------------------
+
+
+def _mm_sender(home: str, q: Any, go: Any, body_kind: str, nbytes: int, count: int) -> None:
+    from metamesh.node.config import load_config
+    from metamesh.node.runtime import Node
+
+    async def main() -> None:
+        cfg = load_config(profile="local", overrides={"home": home, "name": "sender", "domains": [DOMAIN]})
+        cfg = type(cfg)(**{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "send_hwm": 100_000})
+        async with Node(cfg) as node:
+            q.put(node.router_endpoint)
+            while not go.is_set():
+                await asyncio.sleep(0.01)
+            body = _insight() if body_kind == "insight" else _delta(nbytes)
+            for _ in range(count * 4):
+                node.publish(DOMAIN, body, hops=0)
+                if body_kind != "insight":
+                    await asyncio.sleep(0)
+            q.put("sent")
+            await asyncio.sleep(2)
+
+    asyncio.run(main())
+
+
+def mm_run(body_kind: str, nbytes: int, count: int) -> float:
+    """Messages per second received and fully processed by a metamesh Node."""
+    from metamesh.node.config import load_config
+    from metamesh.node.runtime import Node
+
+    mpc = mp.get_context("spawn")
+    q, go = mpc.Queue(), mpc.Event()
+    with tempfile.TemporaryDirectory() as tmp:
+        sender = mpc.Process(target=_mm_sender, args=(str(Path(tmp, "s")), q, go, body_kind, nbytes, count))
+        sender.start()
+        router = q.get(timeout=30)
+
+        async def main() -> float:
+            cfg = load_config(
+                profile="local",
+                overrides={
+                    "home": str(Path(tmp, "r")),
+                    "name": "receiver",
+                    "seeds": [router],
+                    "domains": [DOMAIN],
+                },
+            )
+            cfg = type(cfg)(**{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "recv_hwm": 100_000})
+            async with Node(cfg) as node:
+                while not node.membership.alive():
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.3)
+                go.set()
+                kind = "insight" if body_kind == "insight" else "delta"
+                while node.counters.received[kind] == 0:
+                    await asyncio.sleep(0)
+                start = time.perf_counter()
+                base = node.counters.received[kind]
+                while node.counters.received[kind] - base < count:
+                    await asyncio.sleep(0.001)
+                return (node.counters.received[kind] - base) / (time.perf_counter() - start)
+
+        rate = asyncio.run(main())
+        sender.join(60)
+        if sender.is_alive():
+            sender.kill()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    from metamesh.protocol import Envelope, encode
+
+    n = 20_000 if args.quick else 100_000
+    frames = encode(Envelope("sender", 1, DOMAIN, _insight(), time.time(), hops=0))
+    size = sum(memoryview(f).nbytes for f in frames)
+    raw_await = raw_run(frames, n, "await")
+    raw_drain = raw_run(frames, n, "drain")
+    mm = mm_run("insight", 0, n)
+    print(f"insight messages ({size} bytes on the wire), {n:,} messages, two processes, tcp loopback:")
+    print(f"  raw pyzmq asyncio, one await per message  {raw_await:>10,.0f} msg/s")
+    print(f"  raw pyzmq asyncio, non-blocking drain     {raw_drain:>10,.0f} msg/s")
+    print(f"  metamesh full path (decode+validate+dispatch) {mm:>10,.0f} msg/s")
+    print(f"  metamesh / one-await raw = {mm / raw_await:.2f} (target >= 2)")
+    nbytes = 40 * 1024 * 1024
+    k = 10 if args.quick else 30
+    dframes = encode(Envelope("sender", 1, DOMAIN, _delta(nbytes), time.time(), hops=0))
+    raw_bw = raw_run(dframes, k, "drain") * nbytes / 1e9
+    mm_bw = mm_run("delta", nbytes, k) * nbytes / 1e9
+    print(f"40 MB deltas, {k} messages:")
+    print(f"  raw pyzmq   {raw_bw:6.2f} GB/s")
+    print(f"  metamesh    {mm_bw:6.2f} GB/s   ratio {mm_bw / raw_bw:.2f} (target >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()
