@@ -33,7 +33,15 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str, interval: flo
 class NodeProcess:
     """One ``metamesh node`` child process, ready when its endpoints are known."""
 
-    def __init__(self, home: Path, *args: str, name: str = "", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *args: str,
+        name: str = "",
+        env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = (),
+    ) -> None:
+        self.prefix = prefix
         self.home = home
         self.args = args
         self.name = name
@@ -45,6 +53,7 @@ class NodeProcess:
 
     def start(self, timeout: float = 20.0) -> NodeProcess:
         cmd = [
+            *self.prefix,
             sys.executable,
             "-m",
             "metamesh",

@@ -60,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--beacon-port", type=int, help="UDP beacon port (default 5670)")
     p.add_argument(
+        "--beacon-address", help="where to send beacons (default 255.255.255.255; a subnet broadcast)"
+    )
+    p.add_argument(
         "--keys",
         type=Path,
         dest="keys_dir",
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             "domains",
             "beacon",
             "beacon_port",
+            "beacon_address",
             "keys_dir",
             "learner",
             "llm",

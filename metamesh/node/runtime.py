@@ -23,6 +23,7 @@ import zmq.asyncio
 
 from metamesh import __version__
 from metamesh.errors import ProtocolError, StateError, TransportError
+from metamesh.gossip.beacon import Beacon
 from metamesh.gossip.dedup import SeenCache
 from metamesh.gossip.keys import load_keys
 from metamesh.gossip.membership import Membership, MembershipConfig, PeerState
@@ -114,6 +115,8 @@ class Node:
         self._started_at = 0.0
         self._dealers: dict[str, tuple[zmq.asyncio.Socket, asyncio.Lock]] = {}
         self._factory: SocketFactory | None = None
+        self._beacon: Beacon | None = None
+        self._beacons_heard: set[str] = set()
         self.pub_endpoint = ""
         self.router_endpoint = ""
         self.events = self.dir.events()
@@ -175,6 +178,18 @@ class Node:
         self._spawn(self._seed_loop(), "seeds")
         if self.learner is not None:
             self._spawn(self._learn_loop(), "learn")
+        if cfg.beacon:
+            self._beacon = Beacon(
+                own_id=self.id,
+                pub_port=int(pub_bound.rsplit(":", 1)[1]),
+                router_port=int(router_bound.rsplit(":", 1)[1]),
+                port=cfg.beacon_port,
+                address=cfg.beacon_address,
+                interval=cfg.beacon_interval,
+                on_peer=self._on_beacon,
+            )
+            await self._beacon.start()
+            self._spawn(self._beacon.run(), "beacon")
         log.info("node %s ready: pub %s router %s", self.id, self.pub_endpoint, self.router_endpoint)
 
     def request_stop(self) -> None:
@@ -199,6 +214,8 @@ class Node:
             _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
             if pending:
                 log.error("%d tasks did not stop within %.0f s", len(pending), STOP_TIMEOUT)
+        if self._beacon is not None:
+            self._beacon.close()
         for sock, _ in self._dealers.values():
             sock.close(linger=0)
         self._sub.close(linger=0)
@@ -402,6 +419,12 @@ class Node:
                 record.hello_sent = True
                 self._spawn(self._say_hello(addr.router), "hello")
         return record
+
+    def _on_beacon(self, peer_id: str, ip: str, pub_port: int, router_port: int) -> None:
+        if peer_id not in self._beacons_heard and len(self._beacons_heard) < 4 * self.config.max_peers:
+            self._beacons_heard.add(peer_id)
+            self.events.write("beacon", peer=peer_id, ip=ip)
+        self._learn_peer(PeerAddr(peer_id, f"tcp://{ip}:{pub_port}", f"tcp://{ip}:{router_port}"))
 
     def _server_key(self, peer_id: str) -> bytes | None:
         assert self._factory is not None
