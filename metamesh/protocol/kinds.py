@@ -144,23 +144,11 @@ class Hello(Body):
     name: str = ""
 
     def pack(self, arrays: list[np.ndarray]) -> dict[str, Any]:
-        return {
-            "pub": self.pub,
-            "router": self.router,
-            "domains": list(self.domains),
-            "peers": [x.pack() for x in self.peers],
-            "name": self.name,
-        }
+        return {**_pack_presence(self), "name": self.name}
 
     @classmethod
     def unpack(cls, p: Mapping[str, Any], table: ArrayTable, limits: Limits) -> Self:
-        return cls(
-            pub=_endpoint(f.get(p, "pub"), "pub"),
-            router=_endpoint(f.get(p, "router"), "router"),
-            domains=f.names(p, "domains", limits, default=True),
-            peers=_peers(p, "peers", limits),
-            name=f.text(p, "name", limits, default=""),
-        )
+        return cls(*_unpack_presence(p, limits), name=f.text(p, "name", limits, default=""))
 
 
 @dataclass(slots=True)
@@ -175,23 +163,32 @@ class Heartbeat(Body):
     uptime: float = 0.0
 
     def pack(self, arrays: list[np.ndarray]) -> dict[str, Any]:
-        return {
-            "pub": self.pub,
-            "router": self.router,
-            "domains": list(self.domains),
-            "peers": [x.pack() for x in self.peers],
-            "uptime": self.uptime,
-        }
+        return {**_pack_presence(self), "uptime": self.uptime}
 
     @classmethod
     def unpack(cls, p: Mapping[str, Any], table: ArrayTable, limits: Limits) -> Self:
-        return cls(
-            pub=_endpoint(f.get(p, "pub"), "pub"),
-            router=_endpoint(f.get(p, "router"), "router"),
-            domains=f.names(p, "domains", limits, default=True),
-            peers=_peers(p, "peers", limits),
-            uptime=f.number(p, "uptime", lo=0.0),
-        )
+        return cls(*_unpack_presence(p, limits), uptime=f.number(p, "uptime", lo=0.0))
+
+
+def _pack_presence(body: Hello | Heartbeat) -> dict[str, Any]:
+    """The fields hello and heartbeat share: where to reach the sender, and whom it knows."""
+    return {
+        "pub": body.pub,
+        "router": body.router,
+        "domains": list(body.domains),
+        "peers": [x.pack() for x in body.peers],
+    }
+
+
+def _unpack_presence(
+    p: Mapping[str, Any], limits: Limits
+) -> tuple[str, str, tuple[str, ...], tuple[PeerAddr, ...]]:
+    return (
+        _endpoint(f.get(p, "pub"), "pub"),
+        _endpoint(f.get(p, "router"), "router"),
+        f.names(p, "domains", limits, default=True),
+        _peers(p, "peers", limits),
+    )
 
 
 @dataclass(slots=True)
