@@ -11,7 +11,7 @@ def _wire(frames: list[object]) -> list[bytes]:
     return [bytes(memoryview(f)) for f in frames]  # type: ignore[arg-type]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(envelopes)
 def test_every_kind_round_trips(env: Envelope) -> None:
     got = decode(_wire(encode(env)))
