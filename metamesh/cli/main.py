@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from metamesh import __version__
-from metamesh.cli import exitcodes, keys_cmd, node_cmd, status_cmd
+from metamesh.cli import demo_cmd, exitcodes, experiment_cmd, keys_cmd, node_cmd, status_cmd
 from metamesh.cli.logs import setup_logging
 
 
@@ -29,19 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser(
-        "demo",
-        help="run a coordinator and several nodes on this machine and show what they learn",
-    )
-    demo.set_defaults(run=_demo_not_built)
-    for module in (node_cmd, status_cmd, keys_cmd):
+    for module in (demo_cmd, experiment_cmd, node_cmd, status_cmd, keys_cmd):
         module.add_parser(sub)
     return parser
-
-
-def _demo_not_built(args: argparse.Namespace) -> int:
-    sys.stderr.write("metamesh demo is not built yet: it arrives with the node runtime and learners.\n")
-    return exitcodes.NOT_BUILT
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,6 +71,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--learner", help="what this node learns: none, prompts, experts")
     p.add_argument("--llm", help="LLM for the prompts learner: sim, ollama:MODEL, openai:URL:MODEL")
     p.add_argument("--seed-value", type=int, dest="seed", help="random seed of the learner")
+    p.add_argument("--arm", choices=["federated", "local", "random"], help="prompts learner: how it learns")
+    p.add_argument(
+        "--weights", help="prompts learner: question mix, e.g. math=0.4,art=0.4 (rest shared evenly)"
+    )
+    p.add_argument("--episodes", type=int, help="prompts learner: stop asking after this many questions")
+    p.add_argument(
+        "--eval-every", type=int, help="prompts learner: evaluate on held-out questions this often"
+    )
+    p.add_argument("--dataset", help="prompts learner: JSONL or CSV of question,answer,category")
+    p.add_argument("--domain-enter", type=float, help="join a domain above this affinity (default 0.05)")
+    p.add_argument("--domain-exit", type=float, help="leave a domain below this affinity (default 0.02)")
+    p.add_argument("--pace", type=float, help="seconds between learning steps (default 0)")
+    p.add_argument("--wait-peers", type=int, help="start learning once this many peers are alive")
     p.add_argument(
         "--ready-json", action="store_true", help="print one JSON line with the endpoints once ready"
     )
@@ -96,6 +109,15 @@ def run(args: argparse.Namespace) -> int:
             "learner",
             "llm",
             "seed",
+            "arm",
+            "weights",
+            "episodes",
+            "eval_every",
+            "dataset",
+            "pace",
+            "wait_peers",
+            "domain_enter",
+            "domain_exit",
         )
     }
     try:

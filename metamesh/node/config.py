@@ -56,9 +56,29 @@ class NodeConfig:
     max_peers: int = 64
     send_hwm: int = 1000
     recv_hwm: int = 1000
+    domain_enter: float = 0.05
+    """Join a domain when the learner's affinity rises above this..."""
+    domain_exit: float = 0.02
+    """...and leave only when it falls below this, after ``domain_dwell`` seconds."""
+    domain_dwell: float = 30.0
     learner: str = "none"
     llm: str = "sim"
     seed: int = 0
+    arm: str = "federated"
+    """Prompt learner: ``federated`` (share and merge), ``local`` (learn alone) or ``random``."""
+    weights: str = ""
+    """Prompt learner: category mix of the node's questions, e.g. ``math=0.4,art=0.4,history=0.2``."""
+    episodes: int = 0
+    """Prompt learner: stop learning after this many questions (0: never)."""
+    eval_every: int = 50
+    eval_size: int = 20
+    """Held-out questions per category for each evaluation."""
+    pace: float = 0.0
+    """Seconds between learning steps (a simulated LLM answers at once; a real one does not)."""
+    wait_peers: int = 0
+    """Start learning once this many peers are alive (or after 30 s): a fair start for experiments."""
+    dataset: str = ""
+    """Prompt learner: a JSONL or CSV file of questions (default: the built-in trivia set)."""
     status_port: int = 0
     """HTTP port for Prometheus metrics; 0 turns it off."""
     limits: Limits = field(default=LAN)
@@ -88,6 +108,7 @@ PROFILE_DELTAS: Mapping[str, Mapping[str, Any]] = {
         "dead_after": 3.0,
         "rejoin_heartbeats": 2,
         "checkpoint_interval": 2.0,
+        "domain_dwell": 2.0,
     },
     "edge": {
         "max_peers": 16,
@@ -109,6 +130,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     """Turn TOML/env/flag values into the field's type, with an error that names the source."""
     current = getattr(PROFILES["lan"], name)
     try:
+        if name == "arm" and str(value) not in ("federated", "local", "random"):
+            raise ValueError(value)
         if name in ("home", "keys_dir"):
             return None if value in (None, "") else Path(str(value)).expanduser()
         if name in ("seeds", "domains"):

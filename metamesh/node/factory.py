@@ -2,15 +2,73 @@
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
 from metamesh.errors import ConfigError
 from metamesh.node.config import NodeConfig
 from metamesh.node.learner import Learner
 
-__all__ = ["build_learner"]
+__all__ = ["build_learner", "parse_weights"]
+
+LEARNERS = ("none", "prompts")
+
+
+def parse_weights(text: str, categories: list[str]) -> dict[str, float]:
+    """``math=0.4,art=0.4`` -> weights; categories not named get what is left, shared evenly."""
+    if not text:
+        return dict.fromkeys(categories, 1.0)
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError as exc:
+            raise ConfigError(f"--weights: {part!r} is not CATEGORY=NUMBER") from exc
+        if not sep or weights[name.strip()] < 0:
+            raise ConfigError(f"--weights: {part!r} is not CATEGORY=NUMBER")
+    rest = [c for c in categories if c not in weights]
+    left = max(0.0, 1.0 - sum(weights.values()))
+    for c in rest:
+        weights[c] = left / len(rest) if rest else 0.0
+    return weights
 
 
 def build_learner(config: NodeConfig) -> Learner | None:
     name = config.learner
     if name in ("", "none"):
         return None
-    raise ConfigError(f"unknown learner {name!r}; choose from: none")
+    if name == "prompts":
+        return _prompt_learner(config)
+    raise ConfigError(f"unknown learner {name!r}; choose from: {', '.join(LEARNERS)}")
+
+
+def _prompt_learner(config: NodeConfig) -> Learner:
+    from metamesh.node.llm.spec import parse_llm_spec
+    from metamesh.node.prompts.dataset import builtin_trivia, by_category, load_dataset, question_stream
+    from metamesh.node.prompts.learner import PromptLearner, PromptLearnerConfig
+
+    questions = load_dataset(Path(config.dataset)) if config.dataset else builtin_trivia()
+    pools = by_category(questions)
+    categories = sorted(pools)
+    # A fixed held-out set per category, the same on every node, never learned from.
+    picker = random.Random(12345)
+    held_out = [
+        q for c in categories for q in picker.sample(pools[c], min(config.eval_size, len(pools[c]) // 3))
+    ]
+    held = {q.id for q in held_out}
+    train = [q for q in questions if q.id not in held]
+    weights = parse_weights(config.weights, categories)
+    llm = parse_llm_spec(config.llm, questions=questions, seed=config.seed)
+    learner_config = PromptLearnerConfig(
+        federated=config.arm == "federated", random_policy=config.arm == "random", seed=config.seed
+    )
+    return PromptLearner(
+        llm,
+        question_stream(train, weights=weights, seed=config.seed),
+        config=learner_config,
+        categories=categories,
+        eval_questions=held_out,
+        eval_every=config.eval_every,
+        max_episodes=config.episodes,
+    )

@@ -25,6 +25,7 @@ from metamesh import __version__
 from metamesh.errors import ProtocolError, StateError, TransportError
 from metamesh.gossip.beacon import Beacon
 from metamesh.gossip.dedup import SeenCache
+from metamesh.gossip.hysteresis import DomainMembership
 from metamesh.gossip.keys import load_keys
 from metamesh.gossip.membership import Membership, MembershipConfig, PeerState
 from metamesh.gossip.transport import SocketFactory, SocketOptions
@@ -105,12 +106,19 @@ class Node:
         )
         self.peers: dict[str, PeerRecord] = {}
         self.domains: set[str] = set(config.domains)
+        self.domain_membership = DomainMembership(
+            enter=config.domain_enter,
+            exit=config.domain_exit,
+            min_dwell=config.domain_dwell,
+            fixed=frozenset(config.domains),
+        )
         self.latest: dict[tuple[str, str], _Latest] = {}
         self.meta: Meta | None = None
         self._meta_frames: tuple[Any, ...] = ()
         self._seen = SeenCache(capacity=65_536, ttl=300.0)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._peer_joined = asyncio.Event()
         self._stopped = False
         self._started_at = 0.0
         self._dealers: dict[str, tuple[zmq.asyncio.Socket, asyncio.Lock]] = {}
@@ -390,6 +398,7 @@ class Node:
             record.domains = tuple(domains)
         transition = self.membership.observe(peer_id, now)
         if transition is not None:
+            self._peer_joined.set()
             self.events.write("peer", peer=peer_id, old=_state_name(transition.old), new=transition.new.value)
             log.info("peer %s: %s -> %s", peer_id, _state_name(transition.old), transition.new.value)
 
@@ -491,6 +500,8 @@ class Node:
                     time.time() - self._started_at,
                 ),
             )
+            if self.learner is not None:
+                self._update_domains(now)
             for transition in self.membership.tick(now):
                 self.events.write(
                     "peer", peer=transition.peer, old=_state_name(transition.old), new=transition.new.value
@@ -501,6 +512,21 @@ class Node:
                 if transition.new is PeerState.DEAD:
                     self._disconnect(transition.peer)
             await asyncio.sleep(self.config.heartbeat_interval)
+
+    def _update_domains(self, now: float) -> None:
+        """Join and leave domains as the learner's affinity crosses the Schmitt trigger."""
+        assert self.learner is not None
+        for change in self.domain_membership.update(self.learner.affinity(), now):
+            prefix = topic_prefix(change.domain)
+            if change.joined:
+                self._sub.setsockopt(zmq.SUBSCRIBE, prefix)
+                self.domains.add(change.domain)
+            else:
+                self._sub.setsockopt(zmq.UNSUBSCRIBE, prefix)
+                self.domains.discard(change.domain)
+            self.events.write(
+                "domain", domain=change.domain, joined=change.joined, affinity=round(change.affinity, 4)
+            )
 
     # -- direct requests -------------------------------------------------------
 
@@ -594,11 +620,22 @@ class Node:
 
     async def _learn_loop(self) -> None:
         assert self.learner is not None
+        drain = getattr(self.learner, "drain_events", None)
+        if self.config.wait_peers:
+            deadline = time.monotonic() + 30.0
+            while len(self.membership.alive()) < self.config.wait_peers and time.monotonic() < deadline:
+                self._peer_joined.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._peer_joined.wait(), deadline - time.monotonic())
+            self.events.write("learning", peers=len(self.membership.alive()))
         while True:
             await self.learner.step()
             for domain, body in self.learner.share():
                 self.publish(domain, body)
-            await asyncio.sleep(0)
+            if drain is not None:
+                for name, fields in drain():
+                    self.events.write(name, **fields)
+            await asyncio.sleep(self.config.pace)
 
     # -- status ----------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""Node processes on this machine: start one, wait until it is ready, stop it for sure."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from metamesh.errors import MetameshError
+
+__all__ = ["LocalNode"]
+
+
+class LocalNode:
+    """A ``metamesh node`` child process; ``start`` returns once its endpoints are known."""
+
+    def __init__(self, home: Path, args: list[str], *, prefix: tuple[str, ...] = ()) -> None:
+        self.home = home
+        self.args = args
+        self.prefix = prefix
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.info: dict[str, Any] = {}
+
+    @property
+    def log_path(self) -> Path:
+        return self.home.parent / f"{self.home.name}.log"
+
+    def start(self, timeout: float = 30.0) -> LocalNode:
+        self.home.parent.mkdir(parents=True, exist_ok=True)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+        cmd = [
+            *self.prefix,
+            sys.executable,
+            "-m",
+            "metamesh",
+            "--log-level",
+            "warning",
+            "node",
+            "--home",
+            str(self.home),
+            "--ready-json",
+            *self.args,
+        ]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=os.environ.copy())
+        assert self.proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(timeout)
+        line = self.proc.stdout.readline() if ready else b""
+        if not line:
+            self.kill()
+            tail = self.log_path.read_text(errors="replace")[-1500:] if self.log_path.exists() else ""
+            raise MetameshError(f"node in {self.home} did not start: {tail.strip() or 'no output'}")
+        self.info = json.loads(line)
+        return self
+
+    @property
+    def id(self) -> str:
+        return str(self.info["node"])
+
+    @property
+    def router(self) -> str:
+        return str(self.info["router"])
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no bye, no final checkpoint."""
+        if self.proc is not None and self.alive():
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL if it has not stopped within ``timeout``; always reaped."""
+        if self.proc is None:
+            return None
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def events(self) -> list[dict[str, Any]]:
+        path = self.home / "events.jsonl"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line being written right now
+        return out

@@ -1,0 +1,13 @@
+"""LLM backends behind one async interface.
+
+- ``base``: the interface (``LLM``), options and completions
+- ``simulated``: the offline, deterministic default whose accuracy depends on the prompt
+- ``http``: Ollama and OpenAI-compatible servers through httpx
+- ``spec``: ``sim``, ``ollama:MODEL``, ``openai:URL:MODEL`` strings to backends
+"""
+
+from __future__ import annotations
+
+from metamesh.node.llm.base import LLM, Completion, GenerateOptions
+
+__all__ = ["LLM", "Completion", "GenerateOptions"]

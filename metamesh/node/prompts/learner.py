@@ -1,0 +1,289 @@
+"""The prompt-strategy learner (seed 000) as a node learner.
+
+State = question category, action = prompt strategy, reward = score * 10 - 1.
+Categories are domains: the learner's affinity to a category is the smoothed
+share of its recent questions in it, and it shares one Q-table per category
+domain — its own experience only — when that row changed enough (send on
+change) or a keepalive passed. It decides on the visit-weighted merge of its
+own row and the latest row of each peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from metamesh.node.llm.base import LLM, GenerateOptions
+from metamesh.node.prompts.dataset import Question
+from metamesh.node.prompts.qlearning import QRow, choose, epsilon_for, greedy, merge_rows, update
+from metamesh.node.prompts.scoring import is_correct, reward, score_answer
+from metamesh.node.prompts.strategies import DEFAULT_STRATEGIES, render
+from metamesh.protocol import Body, Meta, QTable
+
+__all__ = ["PromptLearner", "PromptLearnerConfig"]
+
+log = logging.getLogger(__name__)
+
+MAX_SANE_VISITS = 1e9
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PromptLearnerConfig:
+    strategies: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_STRATEGIES))
+    epsilon_start: float = 1.0
+    epsilon_floor: float = 0.05
+    epsilon_decay: float = 0.97
+    """Per visit of a state, own and peers': exploration fades with shared experience."""
+    min_tries: int = 6
+    """Visits every strategy gets in a state (own and peers' together) before greedy choices."""
+    alpha: float | None = None
+    federated: bool = True
+    random_policy: bool = False
+    """The baseline arm: always pick a strategy at random."""
+    share_change: float = 0.25
+    share_visits: int = 4
+    keepalive: float = 5.0
+    affinity_smoothing: float = 0.05
+    seed: int = 0
+
+
+class PromptLearner:
+    """Learns which prompt strategy works best per category, with its peers."""
+
+    name = "prompts"
+
+    def __init__(
+        self,
+        llm: LLM,
+        stream: Iterator[Question],
+        *,
+        config: PromptLearnerConfig,
+        categories: Sequence[str],
+        eval_questions: Sequence[Question] = (),
+        eval_every: int = 0,
+        max_episodes: int = 0,
+    ) -> None:
+        self.eval_questions = list(eval_questions)
+        self.eval_every = eval_every
+        self.max_episodes = max_episodes
+        self.last_eval: float | None = None
+        self.done = False
+        self._events: list[tuple[str, dict[str, Any]]] = []
+        self.llm = llm
+        self.stream = stream
+        self.config = config
+        self.actions = list(config.strategies)
+        self.templates = [config.strategies[a] for a in self.actions]
+        self.categories = list(categories)
+        self.own: dict[str, QRow] = {c: QRow.zeros(len(self.actions)) for c in self.categories}
+        self.peers: dict[tuple[str, str], QRow] = {}
+        self.episodes = 0
+        self.correct_recent: deque[bool] = deque(maxlen=100)
+        self.affinities: dict[str, float] = dict.fromkeys(self.categories, 0.0)
+        self.rng = random.Random(config.seed)
+        self.rejected = 0
+        self._shared: dict[str, tuple[np.ndarray, float, float]] = {}
+        self.options = GenerateOptions(temperature=0.2, max_tokens=96)
+
+    # -- the learner interface -------------------------------------------------
+
+    def view(self, category: str) -> QRow:
+        """What the learner decides on: own experience, merged with peers' if federated."""
+        own = self.own.setdefault(category, QRow.zeros(len(self.actions)))
+        if not self.config.federated:
+            return own
+        rows = [own, *(r for (_, c), r in self.peers.items() if c == category)]
+        return merge_rows(rows, len(self.actions))
+
+    def choose(self, category: str) -> int:
+        if self.config.random_policy:
+            return self.rng.randrange(len(self.actions))
+        row = self.view(category)
+        eps = epsilon_for(
+            float(row.visits.sum()),
+            start=self.config.epsilon_start,
+            floor=self.config.epsilon_floor,
+            decay=self.config.epsilon_decay,
+        )
+        return choose(row, eps, self.rng, min_tries=self.config.min_tries)
+
+    async def ask(self, question: Question, action: int) -> float:
+        """One LLM call with a strategy; returns the score."""
+        completion = await self.llm.generate(
+            render(self.templates[action], question.question), options=self.options
+        )
+        return score_answer(completion.text, question.answer, question.aliases)
+
+    async def step(self) -> None:
+        if self.done:
+            await asyncio.sleep(0.1)  # finished: keep sharing and merging, stop asking
+            return
+        q = next(self.stream)
+        action = self.choose(q.category)
+        score = await self.ask(q, action)
+        update(
+            self.own.setdefault(q.category, QRow.zeros(len(self.actions))),
+            action,
+            reward(score),
+            alpha=self.config.alpha,
+        )
+        self.episodes += 1
+        self.correct_recent.append(is_correct(score))
+        a = self.config.affinity_smoothing
+        for c in self.affinities:
+            self.affinities[c] = (1 - a) * self.affinities[c] + (a if c == q.category else 0.0)
+        self.affinities.setdefault(q.category, a)
+        if self.eval_every and self.eval_questions and self.episodes % self.eval_every == 0:
+            await self._evaluate_and_report()
+        if self.max_episodes and self.episodes >= self.max_episodes:
+            if not self.eval_every or self.episodes % self.eval_every:
+                await self._evaluate_and_report()
+            self.done = True
+            self._events.append(
+                (
+                    "done",
+                    {"episodes": self.episodes, "accuracy": self.last_eval, "best": self.best_strategies()},
+                )
+            )
+
+    async def _evaluate_and_report(self) -> None:
+        self.last_eval = await self.evaluate(self.eval_questions)
+        self._events.append(
+            (
+                "eval",
+                {
+                    "episodes": self.episodes,
+                    "accuracy": round(self.last_eval, 4),
+                    "recent_accuracy": self.summary()["recent_accuracy"],
+                    "peer_rows": len(self.peers),
+                },
+            )
+        )
+
+    def drain_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """Events for the node's log (evaluations, completion)."""
+        out, self._events = self._events, []
+        return out
+
+    def share(self) -> list[tuple[str, Body]]:
+        """Own rows that changed enough since last shared, or whose keepalive passed."""
+        if not self.config.federated:
+            return []
+        now = time.monotonic()
+        out: list[tuple[str, Body]] = []
+        for cat, row in self.own.items():
+            total = float(row.visits.sum())
+            if total == 0:
+                continue
+            last = self._shared.get(cat)
+            if last is not None:
+                values, visits, at = last
+                changed = float(np.max(np.abs(row.values - values))) >= self.config.share_change
+                grown = total - visits >= self.config.share_visits
+                if not (changed or grown or now - at >= self.config.keepalive):
+                    continue
+            self._shared[cat] = (row.values.copy(), total, now)
+            out.append(
+                (
+                    cat,
+                    QTable(
+                        (cat,),
+                        tuple(self.actions),
+                        row.values[None, :].copy(),
+                        row.visits[None, :].copy(),
+                        self.episodes,
+                    ),
+                )
+            )
+        return out
+
+    def merge(self, sender: str, domain: str, body: Body) -> None:
+        if not isinstance(body, QTable) or not self.config.federated:
+            return
+        visits = np.asarray(body.visits, dtype=np.float64)
+        if (visits < 0).any() or (visits > MAX_SANE_VISITS).any() or (np.abs(body.values) > 100).any():
+            self.rejected += 1
+            return
+        index = {a: i for i, a in enumerate(self.actions)}
+        for s, state in enumerate(body.states):
+            if state not in self.own:
+                continue
+            row = QRow.zeros(len(self.actions))
+            for j, action in enumerate(body.actions):
+                i = index.get(action)
+                if i is not None:
+                    row.values[i] = body.values[s, j]
+                    row.visits[i] = visits[s, j]
+            self.peers[(sender, state)] = row
+
+    def apply_meta(self, meta: Meta) -> None:
+        eps = meta.params.get("epsilon_start")
+        if eps is not None and 0 <= eps <= 1:
+            self.config = _replace(self.config, epsilon_start=float(eps))
+
+    def affinity(self) -> Mapping[str, float]:
+        return dict(self.affinities)
+
+    def summary(self) -> Mapping[str, float]:
+        acc = sum(self.correct_recent) / len(self.correct_recent) if self.correct_recent else 0.0
+        out = {
+            "episodes": self.episodes,
+            "recent_accuracy": round(acc, 4),
+            "peer_rows": len(self.peers),
+            "rejected": self.rejected,
+            "done": float(self.done),
+        }
+        if self.last_eval is not None:
+            out["accuracy"] = round(self.last_eval, 4)
+        return out
+
+    def best_strategies(self) -> dict[str, str]:
+        return {c: self.actions[greedy(self.view(c), random.Random(0))] for c in self.categories}
+
+    async def evaluate(self, questions: Sequence[Question]) -> float:
+        """Greedy accuracy on held-out questions (no learning from them)."""
+        if not questions:
+            return 0.0
+        right = 0
+        for q in questions:
+            action = (
+                self.rng.randrange(len(self.actions))
+                if self.config.random_policy
+                else greedy(self.view(q.category), self.rng)
+            )
+            right += is_correct(await self.ask(q, action))
+        return right / len(questions)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "actions": self.actions,
+            "episodes": self.episodes,
+            "own": {c: [r.values, r.visits] for c, r in self.own.items()},
+            "peers": [[s, c, r.values, r.visits] for (s, c), r in self.peers.items()],
+            "affinities": self.affinities,
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        if list(state.get("actions", [])) != self.actions:
+            log.warning("checkpoint strategies differ from the configured ones; starting fresh")
+            return
+        self.episodes = int(state.get("episodes", 0))
+        for c, (values, visits) in state.get("own", {}).items():
+            self.own[c] = QRow(np.array(values, dtype=np.float64), np.array(visits, dtype=np.float64))
+        for s, c, values, visits in state.get("peers", []):
+            self.peers[(s, c)] = QRow(np.array(values, dtype=np.float64), np.array(visits, dtype=np.float64))
+        self.affinities.update({k: float(v) for k, v in state.get("affinities", {}).items()})
+
+
+def _replace(config: PromptLearnerConfig, **changes: Any) -> PromptLearnerConfig:
+    from dataclasses import replace
+
+    return replace(config, **changes)
