@@ -130,6 +130,7 @@ class Node:
         self.events = self.dir.events()
         self._seq = self.dir.sequence()
         self._checkpoint_failed = False
+        self._last_checkpoint_event = 0.0
         self.restored = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -215,7 +216,7 @@ class Node:
         self._stopping.set()
         with contextlib.suppress(zmq.ZMQError):
             self.publish(GLOBAL_DOMAIN, Bye(reason))
-        self.checkpoint()
+        self.checkpoint(log=True)
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -264,7 +265,7 @@ class Node:
             self.learner.load_state(learner_state)
         log.info("node %s restored its checkpoint", self.id)
 
-    def checkpoint(self) -> bool:
+    def checkpoint(self, *, log: bool = False) -> bool:
         """Write a checkpoint now. On a full disk or unwritable directory, log and keep running."""
         state: dict[str, Any] = {"node": self.id, "saved_at": time.time(), "seq": self._seq.peek}
         if self.learner is not None:
@@ -278,7 +279,11 @@ class Node:
             self._checkpoint_failed = True
             return False
         self._checkpoint_failed = False
-        self.events.write("checkpoint", bytes=size, seq=self._seq.peek)
+        now = time.monotonic()
+        if log or now - self._last_checkpoint_event >= 1.0:  # logged at most once a second
+            self._last_checkpoint_event = now
+            episodes = self.learner.summary().get("episodes") if self.learner is not None else None
+            self.events.write("checkpoint", bytes=size, seq=self._seq.peek, episodes=episodes)
         return True
 
     async def _checkpoint_loop(self) -> None:
@@ -630,7 +635,11 @@ class Node:
             self.events.write("learning", peers=len(self.membership.alive()))
         while True:
             await self.learner.step()
-            for domain, body in self.learner.share():
+            shares = self.learner.share()
+            if shares:
+                # Persist before publishing: what a peer has seen survives a kill -9.
+                self.checkpoint()
+            for domain, body in shares:
                 self.publish(domain, body)
             if drain is not None:
                 for name, fields in drain():
