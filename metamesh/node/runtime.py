@@ -216,7 +216,7 @@ class Node:
         self._stopping.set()
         with contextlib.suppress(zmq.ZMQError):
             self.publish(GLOBAL_DOMAIN, Bye(reason))
-        self.checkpoint(log=True)
+        self.checkpoint(record=True)
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -265,7 +265,7 @@ class Node:
             self.learner.load_state(learner_state)
         log.info("node %s restored its checkpoint", self.id)
 
-    def checkpoint(self, *, log: bool = False) -> bool:
+    def checkpoint(self, *, record: bool = False) -> bool:
         """Write a checkpoint now. On a full disk or unwritable directory, log and keep running."""
         state: dict[str, Any] = {"node": self.id, "saved_at": time.time(), "seq": self._seq.peek}
         if self.learner is not None:
@@ -280,7 +280,7 @@ class Node:
             return False
         self._checkpoint_failed = False
         now = time.monotonic()
-        if log or now - self._last_checkpoint_event >= 1.0:  # logged at most once a second
+        if record or now - self._last_checkpoint_event >= 1.0:  # logged at most once a second
             self._last_checkpoint_event = now
             episodes = self.learner.summary().get("episodes") if self.learner is not None else None
             self.events.write("checkpoint", bytes=size, seq=self._seq.peek, episodes=episodes)

@@ -140,7 +140,11 @@ def test_kill_9_loses_nothing_a_peer_has_seen(cluster: Cluster) -> None:
         # Kill at a random moment while b is learning and publishing.
         start = b.status()["learner"]["episodes"]  # type: ignore[index]
         target = start + rng.randint(20, 120)
-        wait_until(lambda t=target: (b.status() or {}).get("learner", {}).get("episodes", 0) >= t, 30, "learning")
+
+        def learned(t: int = target) -> bool:
+            return bool((b.status() or {}).get("learner", {}).get("episodes", 0) >= t)
+
+        wait_until(learned, 30, "learning")
         seq_before = b.status()["seq"]  # type: ignore[index]
         b.kill()
         persisted = [e for e in b.events() if e["event"] == "checkpoint"]
