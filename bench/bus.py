@@ -52,20 +52,21 @@ def _delta(nbytes: int) -> Any:
 # -- raw pyzmq ------------------------------------------------------------------------------
 
 
-def _raw_sender(endpoint_q: Any, go: Any, frames: list[bytes], count: int, hwm: int) -> None:
+def _raw_sender(endpoint_q: Any, go: Any, done: Any, frames: list[bytes], count: int, hwm: int) -> None:
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.SNDHWM, hwm)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
     endpoint_q.put(f"tcp://127.0.0.1:{port}")
     go.wait(30)
-    # Keep sending until the receiver says it is done (or a bound on messages).
+    # Send until the receiver has what it counts (bounded in messages and time), then
+    # keep the socket open until it says so: closing early would drop what is in flight.
+    deadline = time.monotonic() + 120
     sent = 0
-    while not go.is_set() or sent < count * 4:
+    while not done.is_set() and sent < count * 4 and time.monotonic() < deadline:
         pub.send_multipart(frames, copy=False)
         sent += 1
-        if sent >= count * 4:
-            break
+    done.wait(max(0.0, deadline - time.monotonic()))
     pub.close(linger=0)
     ctx.term()
 
@@ -103,9 +104,9 @@ async def _raw_receive(endpoint: str, count: int, mode: str, ready: Any) -> floa
 def raw_run(frames: list[Any], count: int, mode: str) -> float:
     """Messages (or bytes) per second for raw pyzmq."""
     mpc = mp.get_context("spawn")
-    q, go = mpc.Queue(), mpc.Event()
+    q, go, done = mpc.Queue(), mpc.Event(), mpc.Event()
     sender = mpc.Process(
-        target=_raw_sender, args=(q, go, [bytes(memoryview(f)) for f in frames], count, 100_000)
+        target=_raw_sender, args=(q, go, done, [bytes(memoryview(f)) for f in frames], count, 100_000)
     )
     sender.start()
     endpoint = q.get(timeout=30)
@@ -118,6 +119,7 @@ def raw_run(frames: list[Any], count: int, mode: str) -> float:
         return await task
 
     elapsed = asyncio.run(main())
+    done.set()
     sender.join(60)
     return count / elapsed
 
@@ -125,7 +127,7 @@ def raw_run(frames: list[Any], count: int, mode: str) -> float:
 # -- metamesh -------------------------------------------------------------------------------
 
 
-def _mm_sender(home: str, q: Any, go: Any, body_kind: str, nbytes: int, count: int) -> None:
+def _mm_sender(home: str, q: Any, go: Any, done: Any, body_kind: str, nbytes: int, count: int) -> None:
     from metamesh.node.config import load_config
     from metamesh.node.runtime import Node
 
@@ -137,12 +139,15 @@ def _mm_sender(home: str, q: Any, go: Any, body_kind: str, nbytes: int, count: i
             while not go.is_set():
                 await asyncio.sleep(0.01)
             body = _insight() if body_kind == "insight" else _delta(nbytes)
-            for _ in range(count * 4):
+            deadline = time.monotonic() + 120
+            sent = 0
+            while not done.is_set() and sent < count * 4 and time.monotonic() < deadline:
                 node.publish(DOMAIN, body, hops=0)
-                if body_kind != "insight":
+                sent += 1
+                if body_kind != "insight" or sent % 1000 == 0:
                     await asyncio.sleep(0)
-            q.put("sent")
-            await asyncio.sleep(2)
+            while not done.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
 
     asyncio.run(main())
 
@@ -153,9 +158,11 @@ def mm_run(body_kind: str, nbytes: int, count: int) -> float:
     from metamesh.node.runtime import Node
 
     mpc = mp.get_context("spawn")
-    q, go = mpc.Queue(), mpc.Event()
+    q, go, done = mpc.Queue(), mpc.Event(), mpc.Event()
     with tempfile.TemporaryDirectory() as tmp:
-        sender = mpc.Process(target=_mm_sender, args=(str(Path(tmp, "s")), q, go, body_kind, nbytes, count))
+        sender = mpc.Process(
+            target=_mm_sender, args=(str(Path(tmp, "s")), q, go, done, body_kind, nbytes, count)
+        )
         sender.start()
         router = q.get(timeout=30)
 
@@ -185,6 +192,7 @@ def mm_run(body_kind: str, nbytes: int, count: int) -> float:
                 return (node.counters.received[kind] - base) / (time.perf_counter() - start)
 
         rate = asyncio.run(main())
+        done.set()
         sender.join(60)
         if sender.is_alive():
             sender.kill()
