@@ -43,9 +43,8 @@ def main() -> None:
         p = simulate_push_sum(values, samples, adj, loss=0.0, rounds=ROUNDS, fanout=2, rng=random.Random(1))
         print(f"  {n:>5} {fmt(t.rounds_to_target):>8} {fmt(p.rounds_to_target):>9}")
     adj100 = mesh_graph(100, D, random.Random(100))
-    print(
-        f"\nrounds until one relayed message reaches 99.99% of N = 100: {fmt(spread_rounds(adj100))} (target <= 10)"
-    )
+    spread = fmt(spread_rounds(adj100))
+    print(f"\nrounds until one relayed message reaches 99.99% of N = 100: {spread} (target <= 10)")
     print("\nmessages sent per node per round (tables: one batch per mesh neighbour while there is news):")
     print(f"  {'D':>3} {'N':>5} {'messages':>9} {'entries':>8}")
     for d, n in ((3, 64), (6, 64), (12, 64), (6, 16), (6, 256)):
