@@ -1,7 +1,7 @@
 """A node process that publishes a fixed Q-table and insight, for snapshot tests.
 
-Run: python -m tests.publisher HOME SEED DOMAIN. Prints "published" once its
-messages are out and at least one peer has them, then waits for SIGTERM.
+Run: python -m tests.publisher HOME SEED DOMAIN. Prints "published" once it has
+a peer, then republishes every 0.2 s (at most 300 times) until SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from metamesh.protocol import Insight, QTable
 
 
 async def main(home: str, seed: str, domain: str) -> None:
-    config = load_config(
-        profile="local", overrides={"home": home, "seeds": [seed], "domains": [domain], "name": "pub"}
-    )
+    overrides: dict[str, object] = {"home": home, "seeds": [seed], "domains": [domain], "name": "pub"}
+    if len(sys.argv) > 4 and sys.argv[4] == "sparse":
+        overrides.update(mesh_d=1, mesh_d_lo=1, mesh_d_hi=2)
+    config = load_config(profile="local", overrides=overrides)
     async with Node(config) as node:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, node.request_stop)
@@ -29,11 +30,18 @@ async def main(home: str, seed: str, domain: str) -> None:
             while not node.membership.alive():  # noqa: ASYNC110 - polls a pure state machine under a deadline
                 await asyncio.sleep(0.05)
         values = np.arange(6, dtype=np.float64).reshape(2, 3)
-        node.publish(domain, QTable(("s0", "s1"), ("a", "b", "c"), values, np.ones((2, 3)), 7))
-        node.publish(domain, Insight(["e0"], [0.25], [10], 0.25, 10, 1))
         sys.stdout.write("published\n")
         sys.stdout.flush()
-        await node.wait_stopped()
+        # Republish on a keepalive, as learners do: PUB/SUB drops what is sent before a
+        # subscriber's link is up. Bounded in count; stops on SIGTERM.
+        for _ in range(300):
+            node.publish(domain, QTable(("s0", "s1"), ("a", "b", "c"), values, np.ones((2, 3)), 7))
+            node.publish(domain, Insight(["e0"], [0.25], [10], 0.25, 10, 1))
+            try:
+                await asyncio.wait_for(node.wait_stopped(), 0.2)
+                break
+            except TimeoutError:
+                continue
 
 
 if __name__ == "__main__":

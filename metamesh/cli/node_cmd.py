@@ -82,6 +82,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--dataset", help="prompts learner: JSONL or CSV of question,answer,category")
     p.add_argument("--domain-enter", type=float, help="join a domain above this affinity (default 0.05)")
     p.add_argument("--domain-exit", type=float, help="leave a domain below this affinity (default 0.02)")
+    p.add_argument("--mesh-d", type=int, help="mesh peers to keep per domain (default 6)")
+    p.add_argument("--mesh-d-lo", type=int, help="graft below this many mesh peers (default 4)")
+    p.add_argument("--mesh-d-hi", type=int, help="prune above this many mesh peers (default 12)")
     p.add_argument("--pace", type=float, help="seconds between learning steps (default 0)")
     p.add_argument("--wait-peers", type=int, help="start learning once this many peers are alive")
     p.add_argument(
@@ -118,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
             "wait_peers",
             "domain_enter",
             "domain_exit",
+            "mesh_d",
+            "mesh_d_lo",
+            "mesh_d_hi",
         )
     }
     try:

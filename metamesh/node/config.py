@@ -61,6 +61,11 @@ class NodeConfig:
     domain_exit: float = 0.02
     """...and leave only when it falls below this, after ``domain_dwell`` seconds."""
     domain_dwell: float = 30.0
+    mesh_d: int = 6
+    """Mesh peers kept per domain, between ``mesh_d_lo`` and ``mesh_d_hi`` (gossipsub's D)."""
+    mesh_d_lo: int = 4
+    mesh_d_hi: int = 12
+    prune_backoff: float = 60.0
     learner: str = "none"
     llm: str = "sim"
     seed: int = 0
@@ -109,6 +114,7 @@ PROFILE_DELTAS: Mapping[str, Mapping[str, Any]] = {
         "rejoin_heartbeats": 2,
         "checkpoint_interval": 2.0,
         "domain_dwell": 2.0,
+        "prune_backoff": 5.0,
     },
     "edge": {
         "max_peers": 16,

@@ -28,20 +28,24 @@ from metamesh.gossip.dedup import SeenCache
 from metamesh.gossip.hysteresis import DomainMembership
 from metamesh.gossip.keys import load_keys
 from metamesh.gossip.membership import Membership, MembershipConfig, PeerState
+from metamesh.gossip.mesh import MeshConfig
 from metamesh.gossip.transport import SocketFactory, SocketOptions
 from metamesh.node.config import NodeConfig
 from metamesh.node.counters import Counters
 from metamesh.node.learner import Learner
+from metamesh.node.meshing import Meshes
 from metamesh.node.state import NodeDir
 from metamesh.protocol import (
     GLOBAL_DOMAIN,
     Body,
     Bye,
     Envelope,
+    Graft,
     Heartbeat,
     Hello,
     Meta,
     PeerAddr,
+    Prune,
     Snapshot,
     SnapshotRequest,
     Status,
@@ -112,6 +116,16 @@ class Node:
             min_dwell=config.domain_dwell,
             fixed=frozenset(config.domains),
         )
+        self.meshes = Meshes(
+            MeshConfig(
+                d=config.mesh_d,
+                d_lo=config.mesh_d_lo,
+                d_hi=config.mesh_d_hi,
+                prune_backoff=config.prune_backoff,
+            ),
+            [GLOBAL_DOMAIN, *config.domains],
+        )
+        self._rng = random.Random(f"{config.seed}:{self.id}")
         self.latest: dict[tuple[str, str], _Latest] = {}
         self.meta: Meta | None = None
         self._meta_frames: tuple[Any, ...] = ()
@@ -375,7 +389,8 @@ class Node:
                 transition = self.membership.bye(env.sender, now)
                 if transition is not None:
                     self.events.write("peer", peer=env.sender, old=_state_name(transition.old), new="left")
-                self._disconnect(env.sender)
+                self.meshes.forget(env.sender)
+                self._reconcile()
             case Meta():
                 if self.meta is None or body.version > self.meta.version:
                     self.meta = body
@@ -397,9 +412,11 @@ class Node:
 
     # -- peers -----------------------------------------------------------------
 
-    def _observe_peer(self, peer_id: str, pub: str, router: str, domains: Sequence[str], now: float) -> None:
+    def _observe_peer(
+        self, peer_id: str, pub: str, router: str, domains: Sequence[str] | None, now: float
+    ) -> None:
         record = self._learn_peer(PeerAddr(peer_id, pub, router))
-        if record is not None:
+        if record is not None and domains is not None:
             record.domains = tuple(domains)
         transition = self.membership.observe(peer_id, now)
         if transition is not None:
@@ -408,7 +425,7 @@ class Node:
             log.info("peer %s: %s -> %s", peer_id, _state_name(transition.old), transition.new.value)
 
     def _learn_peer(self, addr: PeerAddr) -> PeerRecord | None:
-        """Remember a peer and connect to it (bounded by ``max_peers``)."""
+        """Remember where a peer is; links to it follow the meshes (``_reconcile``)."""
         if addr.id == self.id:
             return None
         record = self.peers.get(addr.id)
@@ -419,26 +436,43 @@ class Node:
             if len(self.peers) >= self.config.max_peers * 4:
                 return None
             record = self.peers[addr.id] = PeerRecord(addr)
-        if not record.connected and sum(p.connected for p in self.peers.values()) < self.config.max_peers:
-            assert self._factory is not None
-            try:
-                self._factory.connect_sub(self._sub, addr.pub, self._server_key(addr.id))
-            except TransportError as exc:
-                self.counters.dropped["unconnectable_peer"] += 1
-                log.debug("not connecting to %s: %s", addr.id, exc)
-                return record
-            record.connected = True
-            self.events.write("connect", peer=addr.id, pub=addr.pub)
-            if not record.hello_sent:
-                record.hello_sent = True
-                self._spawn(self._say_hello(addr.router), "hello")
         return record
+
+    def _connect(self, peer_id: str) -> bool:
+        record = self.peers.get(peer_id)
+        if record is None:
+            return False
+        if record.connected:
+            return True
+        assert self._factory is not None
+        try:
+            self._factory.connect_sub(self._sub, record.addr.pub, self._server_key(peer_id))
+        except TransportError as exc:
+            self.counters.dropped["unconnectable_peer"] += 1
+            log.debug("not connecting to %s: %s", peer_id, exc)
+            return False
+        record.connected = True
+        self.events.write("connect", peer=peer_id, pub=record.addr.pub)
+        return True
+
+    def _reconcile(self) -> None:
+        """Hold SUB links to exactly the union of our mesh peers."""
+        desired = self.meshes.desired()
+        for peer_id in desired:
+            if not self._connect(peer_id):
+                self.meshes.forget(peer_id)
+        for peer_id, record in self.peers.items():
+            if record.connected and peer_id not in desired:
+                self._disconnect(peer_id)
 
     def _on_beacon(self, peer_id: str, ip: str, pub_port: int, router_port: int) -> None:
         if peer_id not in self._beacons_heard and len(self._beacons_heard) < 4 * self.config.max_peers:
             self._beacons_heard.add(peer_id)
             self.events.write("beacon", peer=peer_id, ip=ip)
         self._learn_peer(PeerAddr(peer_id, f"tcp://{ip}:{pub_port}", f"tcp://{ip}:{router_port}"))
+        self._observe_peer(
+            peer_id, f"tcp://{ip}:{pub_port}", f"tcp://{ip}:{router_port}", None, time.monotonic()
+        )
 
     def _server_key(self, peer_id: str) -> bytes | None:
         assert self._factory is not None
@@ -465,11 +499,43 @@ class Node:
         random.shuffle(alive)
         return tuple(alive[:32])
 
-    async def _say_hello(self, router: str) -> None:
-        with contextlib.suppress(TimeoutError, TransportError):
-            replies = await self.request(router, self._hello(), timeout=2.0)
-            for env in replies:
-                self._dispatch(env)
+    async def _graft(self, peer_id: str, domain: str) -> None:
+        """Ask a peer into our mesh of ``domain``; a prune in reply means not now."""
+        record = self.peers.get(peer_id)
+        if record is None:
+            return
+        try:
+            if not record.hello_sent:
+                record.hello_sent = True
+                for env in await self.request(record.addr.router, self._hello(), timeout=2.0):
+                    self._dispatch(env)
+            [reply] = await self.request(record.addr.router, Graft(), timeout=2.0, domain=domain)
+        except (TimeoutError, TransportError, ValueError) as exc:
+            log.debug("graft %s in %s failed: %s", peer_id, domain, exc)
+            self.meshes.drop(domain, peer_id)
+            self._reconcile()
+            return
+        if isinstance(reply.body, Prune):
+            self.meshes.pruned(domain, peer_id, time.monotonic(), reply.body.backoff)
+            self._reconcile()
+
+    async def _prune(self, peer_id: str, domain: str) -> None:
+        record = self.peers.get(peer_id)
+        if record is not None:
+            with contextlib.suppress(TimeoutError, TransportError):
+                body = Prune(self.meshes.config.prune_backoff, self._exchange())
+                await self.request(record.addr.router, body, timeout=2.0, domain=domain, expect_reply=False)
+
+    def _mesh_tick(self, now: float) -> None:
+        alive = [p for p in self.membership.alive() if p in self.peers]
+        by_domain = {d: [p for p in alive if d in self.peers[p].domains] for d in self.domains}
+        by_domain[GLOBAL_DOMAIN] = alive
+        for domain, graft, prune in self.meshes.tick(now, by_domain, self._rng):
+            for peer_id in graft:
+                self._spawn(self._graft(peer_id, domain), "graft")
+            for peer_id in prune:
+                self._spawn(self._prune(peer_id, domain), "prune")
+        self._reconcile()
 
     async def _seed_loop(self) -> None:
         """Say hello to every seed until it answers, backing off, so seeds may start later."""
@@ -514,8 +580,7 @@ class Node:
                 log.info(
                     "peer %s: %s -> %s", transition.peer, _state_name(transition.old), transition.new.value
                 )
-                if transition.new is PeerState.DEAD:
-                    self._disconnect(transition.peer)
+            self._mesh_tick(now)
             await asyncio.sleep(self.config.heartbeat_interval)
 
     def _update_domains(self, now: float) -> None:
@@ -526,16 +591,28 @@ class Node:
             if change.joined:
                 self._sub.setsockopt(zmq.SUBSCRIBE, prefix)
                 self.domains.add(change.domain)
+                self.meshes.join(change.domain)
             else:
                 self._sub.setsockopt(zmq.UNSUBSCRIBE, prefix)
                 self.domains.discard(change.domain)
+                for peer_id in self.meshes.leave(change.domain):
+                    self._spawn(self._prune(peer_id, change.domain), "prune")
             self.events.write(
                 "domain", domain=change.domain, joined=change.joined, affinity=round(change.affinity, 4)
             )
 
     # -- direct requests -------------------------------------------------------
 
-    async def request(self, router: str, body: Body, *, timeout: float, peer_id: str = "") -> list[Envelope]:
+    async def request(
+        self,
+        router: str,
+        body: Body,
+        *,
+        timeout: float,
+        peer_id: str = "",
+        domain: str = GLOBAL_DOMAIN,
+        expect_reply: bool = True,
+    ) -> list[Envelope]:
         """Send ``body`` to a peer's ROUTER and collect the replies to it.
 
         A snapshot request collects until the closing ``snapshot``; anything
@@ -547,8 +624,10 @@ class Node:
             self._dealers[router] = (self._factory.dealer(router, self._server_key(peer_id)), asyncio.Lock())
         sock, lock = self._dealers[router]
         async with lock:
-            env = self.envelope(GLOBAL_DOMAIN, body, hops=0)
+            env = self.envelope(domain, body, hops=0)
             await sock.send_multipart(encode(env), copy=False)
+            if not expect_reply:
+                return []
             replies: list[Envelope] = []
             async with asyncio.timeout(timeout):
                 while True:
@@ -579,6 +658,18 @@ class Node:
                 self._reply(identity, env, Status(self.status()))
             case SnapshotRequest(domains=domains):
                 self._send_snapshot(identity, env, set(domains))
+            case Graft():
+                now = time.monotonic()
+                if env.sender in self.peers and self.meshes.on_graft(env.domain, env.sender, now):
+                    self._reply(identity, env, Graft())
+                    self._reconcile()
+                else:
+                    self._reply(identity, env, Prune(self.config.prune_backoff, self._exchange()))
+            case Prune(backoff=backoff, peers=peers):
+                self.meshes.pruned(env.domain, env.sender, time.monotonic(), backoff)
+                for addr in peers:
+                    self._learn_peer(addr)
+                self._reconcile()
             case _:
                 self.counters.dropped[f"unexpected_request_{env.kind}"] += 1
 

@@ -1,0 +1,82 @@
+"""The mesh of one domain: how many peers a node keeps links to, as gossipsub does.
+
+A node keeps between ``d_lo`` and ``d_hi`` mesh peers per domain, aiming at
+``d``: below ``d_lo`` it grafts eligible peers up to ``d``; above ``d_hi`` it
+prunes back to ``d``; in between it does nothing (a band, so the mesh does not
+churn). A pruned peer is not grafted again before its backoff ends. Only the
+candidates given (alive peers of the domain) are eligible; members that stop
+being candidates are dropped. Pure: time and randomness are passed in.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+__all__ = ["Mesh", "MeshActions", "MeshConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeshConfig:
+    d: int = 6
+    d_lo: int = 4
+    d_hi: int = 12
+    prune_backoff: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.d_lo <= self.d <= self.d_hi:
+            raise ValueError(f"need 0 < d_lo <= d <= d_hi, got {self.d_lo}, {self.d}, {self.d_hi}")
+
+
+@dataclass(frozen=True, slots=True)
+class MeshActions:
+    graft: list[str] = field(default_factory=list)
+    prune: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
+class Mesh:
+    def __init__(self, config: MeshConfig = MeshConfig()) -> None:
+        self.config = config
+        self.members: set[str] = set()
+        self._backoff: dict[str, float] = {}
+
+    def in_backoff(self, peer: str, now: float) -> bool:
+        until = self._backoff.get(peer)
+        if until is None:
+            return False
+        if now >= until:
+            del self._backoff[peer]
+            return False
+        return True
+
+    def heartbeat(self, now: float, candidates: Collection[str], rng: random.Random) -> MeshActions:
+        cfg = self.config
+        dropped = sorted(self.members - set(candidates))
+        self.members -= set(dropped)
+        graft: list[str] = []
+        prune: list[str] = []
+        if len(self.members) < cfg.d_lo:
+            eligible = sorted(p for p in candidates if p not in self.members and not self.in_backoff(p, now))
+            graft = rng.sample(eligible, min(cfg.d - len(self.members), len(eligible)))
+            self.members.update(graft)
+        elif len(self.members) > cfg.d_hi:
+            prune = rng.sample(sorted(self.members), len(self.members) - cfg.d)
+            for p in prune:
+                self.members.discard(p)
+                self._backoff[p] = now + cfg.prune_backoff
+        return MeshActions(graft, prune, dropped)
+
+    def on_graft(self, peer: str, now: float) -> bool:
+        """A peer asks to join our mesh: yes unless it is in backoff or we are full."""
+        if peer in self.members:
+            return True
+        if self.in_backoff(peer, now) or len(self.members) >= self.config.d_hi:
+            return False
+        self.members.add(peer)
+        return True
+
+    def on_prune(self, peer: str, now: float, backoff: float) -> None:
+        self.members.discard(peer)
+        self._backoff[peer] = now + max(backoff, 0.0)
