@@ -17,6 +17,7 @@ import random
 import numpy as np
 
 from metamesh.gossip.averaging import mesh_graph, simulate_push_sum, simulate_tables, spread_rounds
+from metamesh.protocol import Envelope, encode
 
 D = 6
 ROUNDS = 40
@@ -64,5 +65,76 @@ def main() -> None:
         print(f"  {loss:>5.0%} {t.residual:>10.2e} {p.residual:>10.2e}")
 
 
+def send_on_change_run(
+    *, timer_every: int | None, episodes: int = 200, seed: int = 0
+) -> tuple[int, int, float]:
+    """Four prompt learners sharing Q-table rows in one process; returns messages, bytes, accuracy.
+
+    ``timer_every=None`` is send on change (the learner's default gate); a number sends
+    every row every that many episodes, whether it changed or not.
+    """
+    import asyncio
+    from dataclasses import replace
+
+    from metamesh.deploy.experiment import node_weights
+    from metamesh.node.factory import parse_weights
+    from metamesh.node.llm.simulated import SimulatedLLM
+    from metamesh.node.prompts.dataset import CATEGORIES, builtin_trivia, by_category, question_stream
+    from metamesh.node.prompts.learner import PromptLearner, PromptLearnerConfig
+
+    questions = builtin_trivia()
+    pools = by_category(questions)
+    held = [q for c in sorted(pools) for q in random.Random(12345).sample(pools[c], 20)]
+    train = [q for q in questions if q not in set(held)]
+
+    async def run() -> tuple[int, int, float]:
+        llm = SimulatedLLM(questions, seed=seed)
+        config = PromptLearnerConfig(seed=seed)
+        if timer_every is not None:
+            config = replace(config, share_change=0.0)
+        learners = [
+            PromptLearner(
+                llm,
+                question_stream(
+                    train, weights=parse_weights(node_weights(i), CATEGORIES), seed=seed * 100 + i
+                ),
+                config=replace(config, seed=seed * 100 + i),
+                categories=CATEGORIES,
+            )
+            for i in range(4)
+        ]
+        messages = nbytes = 0
+        for episode in range(1, episodes + 1):
+            for i, learner in enumerate(learners):
+                await learner.step()
+                if timer_every is not None and episode % timer_every:
+                    continue
+                for domain, body in learner.share():
+                    frames = encode(Envelope(f"n{i}", episode, domain, body, 0.0))
+                    messages += 1
+                    nbytes += sum(memoryview(f).nbytes for f in frames)
+                    for j, other in enumerate(learners):
+                        if j != i:
+                            other.merge(f"n{i}", domain, body)
+        accuracy = sum([await learner.evaluate(held) for learner in learners]) / len(learners)
+        return messages, nbytes, accuracy
+
+    return asyncio.run(run())
+
+
+def send_on_change_section() -> None:
+    print("\nsend on change vs a fixed timer, 4 prompt learners x 200 episodes (messages published):")
+    print(f"  {'policy':<28} {'messages':>9} {'kB':>8} {'accuracy':>9}")
+    rows = [
+        ("send on change (default)", None),
+        ("timer: every row, every 5", 5),
+        ("timer: every row, every 1", 1),
+    ]
+    for label, every in rows:
+        messages, nbytes, accuracy = send_on_change_run(timer_every=every)
+        print(f"  {label:<28} {messages:>9} {nbytes / 1024:>8.1f} {accuracy:>9.1%}")
+
+
 if __name__ == "__main__":
     main()
+    send_on_change_section()

@@ -1,6 +1,19 @@
 """Gossip: how knowledge moves between peers.
 
-ZeroMQ transport, membership, discovery, domains with hysteresis, the mesh,
-relay with dedup, and the merge rules. Pure logic lives in its own modules and
-takes values, returning values; sockets sit behind the transport interface.
+Pure logic (values in, values out; time passed in):
+
+- ``membership``: peer liveness, alive -> suspect -> dead, with rejoin hysteresis
+- ``hysteresis``: domain membership as a Schmitt trigger
+- ``mesh``: the per-domain mesh degree band with prune backoff (gossipsub-style)
+- ``dedup``: the bounded seen-cache for relay, and per-sender replay windows
+- ``change``: send-on-change gates and their change metrics
+- ``merge``: merge rules — visit-weighted Q-tables; FedAvg, trimmed mean,
+  coordinate median, Krum and norm screening for weight deltas
+- ``averaging``: simulations comparing latest-state tables and push-sum
+
+Adapters to the network:
+
+- ``transport``: the one socket factory (CurveZMQ and ZAP in one place)
+- ``keys``: CurveZMQ keypairs and allowlists on disk
+- ``beacon``: UDP beacon discovery on a LAN
 """
