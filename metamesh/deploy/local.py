@@ -19,7 +19,10 @@ __all__ = ["LocalNode"]
 class LocalNode:
     """A ``metamesh node`` child process; ``start`` returns once its endpoints are known."""
 
-    def __init__(self, home: Path, args: list[str], *, prefix: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, home: Path, args: list[str], *, prefix: tuple[str, ...] = (), detach: bool = False
+    ) -> None:
+        self.detach = detach
         self.home = home
         self.args = args
         self.prefix = prefix
@@ -48,7 +51,9 @@ class LocalNode:
             *self.args,
         ]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=os.environ.copy())
+            self.proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log, env=os.environ.copy(), start_new_session=self.detach
+            )
         assert self.proc.stdout is not None
         with selectors.DefaultSelector() as sel:
             sel.register(self.proc.stdout, selectors.EVENT_READ)

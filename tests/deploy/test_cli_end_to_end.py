@@ -1,0 +1,75 @@
+"""The commands a user types first, run as a user would: real processes, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _metamesh(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "metamesh", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.timeout(240)
+def test_demo_shows_federated_above_local_above_random_and_leaves_nothing_running(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = _metamesh(
+        "demo", "--episodes", "150", "--eval-every", "50", "--out", str(out), "--seed", "1", timeout=200
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "federated" in result.stdout and "episodes to 80%" in result.stdout
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["federated"]["mean"] > doc["local"]["mean"] > doc["random"]["mean"]
+    assert (out / "accuracy.png").stat().st_size > 10_000
+    assert _processes_mentioning(str(out)) == []
+
+
+@pytest.mark.timeout(120)
+def test_cluster_up_status_down(tmp_path: Path) -> None:
+    root = tmp_path / "cluster"
+    up = _metamesh("cluster", "up", "--dir", str(root), "--nodes", "3")
+    assert up.returncode == 0, up.stderr
+    try:
+        assert len(_processes_mentioning(str(root))) == 3
+
+        def all_see_two() -> bool:
+            status = _metamesh("cluster", "status", "--dir", str(root), timeout=30)
+            rows = [line.split() for line in status.stdout.splitlines()[1:]]
+            return len(rows) == 3 and all(r[2] == "running" and r[3] == "2" for r in rows)
+
+        wait_until(all_see_two, 30, "every node of the cluster to see the other two")
+        again = _metamesh("cluster", "up", "--dir", str(root), "--nodes", "3")
+        assert again.returncode != 0 and "already running" in again.stderr
+    finally:
+        down = _metamesh("cluster", "down", "--dir", str(root))
+    assert down.returncode == 0 and "stopped 3" in down.stdout
+    assert _processes_mentioning(str(root)) == []
+    assert not (root / "cluster.json").exists()
