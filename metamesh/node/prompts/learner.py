@@ -23,7 +23,7 @@ import numpy as np
 
 from metamesh.node.llm.base import LLM, GenerateOptions
 from metamesh.node.prompts.dataset import Question
-from metamesh.node.prompts.qlearning import QRow, choose, epsilon_for, greedy, merge_rows, update
+from metamesh.node.prompts.qlearning import QRow, choose, epsilon_for, greedy, mean_rows, merge_rows, update
 from metamesh.node.prompts.scoring import is_correct, reward, score_answer
 from metamesh.node.prompts.strategies import DEFAULT_STRATEGIES, render
 from metamesh.protocol import Body, Meta, QTable
@@ -46,6 +46,8 @@ class PromptLearnerConfig:
     """Visits every strategy gets in a state (own and peers' together) before greedy choices."""
     alpha: float | None = None
     federated: bool = True
+    visit_weighted: bool = True
+    """Merge peers' rows weighted by visits (True) or as a plain mean (False, for comparison)."""
     random_policy: bool = False
     """The baseline arm: always pick a strategy at random."""
     share_change: float = 0.25
@@ -101,7 +103,8 @@ class PromptLearner:
         if not self.config.federated:
             return own
         rows = [own, *(r for (_, c), r in self.peers.items() if c == category)]
-        return merge_rows(rows, len(self.actions))
+        merge = merge_rows if self.config.visit_weighted else mean_rows
+        return merge(rows, len(self.actions))
 
     def choose(self, category: str) -> int:
         if self.config.random_policy:

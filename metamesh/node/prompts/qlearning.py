@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["QRow", "choose", "epsilon_for", "greedy", "merge_rows", "update"]
+__all__ = ["QRow", "choose", "epsilon_for", "greedy", "mean_rows", "merge_rows", "update"]
 
 
 @dataclass(slots=True)
@@ -54,6 +54,20 @@ def merge_rows(rows: Iterable[QRow], n_actions: int) -> QRow:
         weighted += r.visits * r.values
     values = np.divide(weighted, total_v, out=np.zeros(n_actions), where=total_v > 0)
     return QRow(values, total_v)
+
+
+def mean_rows(rows: Iterable[QRow], n_actions: int) -> QRow:
+    """The plain mean of the values of the rows that tried each action, ignoring how
+    often they did: the naive alternative to :func:`merge_rows`, kept for comparison."""
+    total_v = np.zeros(n_actions)
+    value_sum = np.zeros(n_actions)
+    count = np.zeros(n_actions)
+    for r in rows:
+        tried = r.visits > 0
+        total_v += r.visits
+        value_sum += np.where(tried, r.values, 0.0)
+        count += tried
+    return QRow(np.divide(value_sum, count, out=np.zeros(n_actions), where=count > 0), total_v)
 
 
 def greedy(row: QRow, rng: random.Random) -> int:
