@@ -64,6 +64,32 @@ def add_options(p: argparse.ArgumentParser, *, episodes: int = 200) -> None:
     )
 
 
+def _check_llm(spec: str) -> str:
+    """One line describing why the LLM cannot be used, or "" when it can."""
+    import asyncio
+
+    from metamesh.errors import LLMError
+    from metamesh.node.llm.spec import parse_llm_spec
+    from metamesh.node.prompts.dataset import builtin_trivia
+
+    async def check() -> str:
+        try:
+            llm = parse_llm_spec(spec, questions=builtin_trivia())
+        except MetameshError as exc:
+            return str(exc)
+        try:
+            checker = getattr(llm, "check", None)
+            if checker is not None:
+                await checker()
+        except LLMError as exc:
+            return str(exc)
+        finally:
+            await llm.aclose()
+        return ""
+
+    return asyncio.run(check())
+
+
 def run(args: argparse.Namespace) -> int:
     from metamesh.deploy.experiment import ARMS, PromptExperiment, render_table, write_plot
 
@@ -74,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
             f"metamesh experiment: arms must be among {', '.join(ARMS)}; nodes and episodes >= 1\n"
         )
         return exitcodes.USAGE
+    if args.llm != "sim":
+        problem = _check_llm(args.llm)
+        if problem:
+            sys.stderr.write(f"metamesh experiment: {problem}\n")
+            return exitcodes.UNREACHABLE
     tty = sys.stderr.isatty()
 
     def progress(line: str) -> None:

@@ -22,7 +22,7 @@ import zmq
 import zmq.asyncio
 
 from metamesh import __version__
-from metamesh.errors import ProtocolError, StateError, TransportError
+from metamesh.errors import LLMError, ProtocolError, StateError, TransportError
 from metamesh.gossip.beacon import Beacon
 from metamesh.gossip.dedup import SeenCache
 from metamesh.gossip.hysteresis import DomainMembership
@@ -724,8 +724,19 @@ class Node:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._peer_joined.wait(), deadline - time.monotonic())
             self.events.write("learning", peers=len(self.membership.alive()))
+        backoff = 1.0
         while True:
-            await self.learner.step()
+            try:
+                await self.learner.step()
+                backoff = 1.0
+            except LLMError as exc:
+                # The LLM is down or confused: keep gossiping, say it once per outage, retry.
+                if backoff == 1.0:
+                    log.error("learning paused: %s", exc)
+                    self.events.write("llm_error", error=str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
             shares = self.learner.share()
             if shares:
                 # Persist before publishing: what a peer has seen survives a kill -9.

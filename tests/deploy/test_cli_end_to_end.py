@@ -73,3 +73,34 @@ def test_cluster_up_status_down(tmp_path: Path) -> None:
     assert down.returncode == 0 and "stopped 3" in down.stdout
     assert _processes_mentioning(str(root)) == []
     assert not (root / "cluster.json").exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_missing_ollama_is_one_clear_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    env = {**os.environ, "OLLAMA_HOST": f"http://127.0.0.1:{port}"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "metamesh",
+            "experiment",
+            "prompts",
+            "--llm",
+            "ollama:tiny",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 4
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ollama serve" in lines[0] and "Traceback" not in result.stderr
