@@ -82,6 +82,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--dataset", help="prompts learner: JSONL or CSV of question,answer,category")
     p.add_argument("--domain-enter", type=float, help="join a domain above this affinity (default 0.05)")
     p.add_argument("--domain-exit", type=float, help="leave a domain below this affinity (default 0.02)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        dest="status_port",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (-1: any free port)",
+    )
     p.add_argument("--mesh-d", type=int, help="mesh peers to keep per domain (default 6)")
     p.add_argument("--mesh-d-lo", type=int, help="graft below this many mesh peers (default 4)")
     p.add_argument("--mesh-d-hi", type=int, help="prune above this many mesh peers (default 12)")
@@ -124,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             "mesh_d",
             "mesh_d_lo",
             "mesh_d_hi",
+            "status_port",
         )
     }
     try:
@@ -153,7 +160,13 @@ async def _serve(config: object, *, ready_json: bool) -> int:
     if ready_json:
         sys.stdout.write(
             json.dumps(
-                {"event": "ready", "node": node.id, "pub": node.pub_endpoint, "router": node.router_endpoint}
+                {
+                    "event": "ready",
+                    "node": node.id,
+                    "pub": node.pub_endpoint,
+                    "router": node.router_endpoint,
+                    "metrics_port": node.metrics_port,
+                }
             )
             + "\n"
         )

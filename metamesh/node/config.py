@@ -85,7 +85,7 @@ class NodeConfig:
     dataset: str = ""
     """Prompt learner: a JSONL or CSV file of questions (default: the built-in trivia set)."""
     status_port: int = 0
-    """HTTP port for Prometheus metrics; 0 turns it off."""
+    """HTTP port for Prometheus metrics at /metrics; 0 turns it off, -1 picks a free port."""
     limits: Limits = field(default=LAN)
 
     def __post_init__(self) -> None:
@@ -96,7 +96,7 @@ class NodeConfig:
                 "need 0 < heartbeat_interval < suspect_after < dead_after, got "
                 f"{self.heartbeat_interval}, {self.suspect_after}, {self.dead_after}"
             )
-        for port in (self.pub_port, self.router_port, self.beacon_port, self.status_port):
+        for port in (self.pub_port, self.router_port, self.beacon_port, max(self.status_port, 0)):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} is out of range")
 

@@ -34,6 +34,7 @@ from metamesh.node.config import NodeConfig
 from metamesh.node.counters import Counters
 from metamesh.node.learner import Learner
 from metamesh.node.meshing import Meshes
+from metamesh.node.metrics import MetricsServer
 from metamesh.node.state import NodeDir
 from metamesh.protocol import (
     GLOBAL_DOMAIN,
@@ -138,6 +139,8 @@ class Node:
         self._dealers: dict[str, tuple[zmq.asyncio.Socket, asyncio.Lock]] = {}
         self._factory: SocketFactory | None = None
         self._beacon: Beacon | None = None
+        self._metrics: MetricsServer | None = None
+        self.metrics_port = 0
         self._beacons_heard: set[str] = set()
         self.pub_endpoint = ""
         self.router_endpoint = ""
@@ -213,6 +216,9 @@ class Node:
             )
             await self._beacon.start()
             self._spawn(self._beacon.run(), "beacon")
+        if cfg.status_port:
+            self._metrics = MetricsServer(self.status)
+            self.metrics_port = await self._metrics.start(cfg.host, max(cfg.status_port, 0))
         log.info("node %s ready: pub %s router %s", self.id, self.pub_endpoint, self.router_endpoint)
 
     def request_stop(self) -> None:
@@ -239,6 +245,8 @@ class Node:
                 log.error("%d tasks did not stop within %.0f s", len(pending), STOP_TIMEOUT)
         if self._beacon is not None:
             self._beacon.close()
+        if self._metrics is not None:
+            self._metrics.close()
         for sock, _ in self._dealers.values():
             sock.close(linger=0)
         self._sub.close(linger=0)
