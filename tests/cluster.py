@@ -40,8 +40,12 @@ class NodeProcess:
         name: str = "",
         env: dict[str, str] | None = None,
         prefix: tuple[str, ...] = (),
+        python: str = sys.executable,
+        profile: str = "local",
     ) -> None:
         self.prefix = prefix
+        self.python = python
+        self.profile = profile
         self.home = home
         self.args = args
         self.name = name
@@ -54,14 +58,14 @@ class NodeProcess:
     def start(self, timeout: float = 20.0) -> NodeProcess:
         cmd = [
             *self.prefix,
-            sys.executable,
+            self.python,
             "-m",
             "metamesh",
             "--log-level",
             "warning",
             "node",
             "--profile",
-            "local",
+            self.profile,
             "--home",
             str(self.home),
             "--ready-json",
