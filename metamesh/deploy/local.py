@@ -20,9 +20,16 @@ class LocalNode:
     """A ``metamesh node`` child process; ``start`` returns once its endpoints are known."""
 
     def __init__(
-        self, home: Path, args: list[str], *, prefix: tuple[str, ...] = (), detach: bool = False
+        self,
+        home: Path,
+        args: list[str],
+        *,
+        prefix: tuple[str, ...] = (),
+        detach: bool = False,
+        python: str = sys.executable,
     ) -> None:
         self.detach = detach
+        self.python = python
         self.home = home
         self.args = args
         self.prefix = prefix
@@ -39,7 +46,7 @@ class LocalNode:
             self.proc.stdout.close()
         cmd = [
             *self.prefix,
-            sys.executable,
+            self.python,
             "-m",
             "metamesh",
             "--log-level",
