@@ -58,7 +58,7 @@ def finite_floats(values: Any, lo: float) -> bool:
         return True
     try:
         return math.isfinite(math.fsum(values)) and min(values) >= lo
-    except TypeError:  # a value that is not a number
+    except (TypeError, OverflowError):  # a value that is not a number, or a sum beyond float range
         return False
 
 

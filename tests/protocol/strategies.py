@@ -32,7 +32,8 @@ from metamesh.protocol import (
 
 names = st.from_regex(r"[A-Za-z0-9_.:-]{1,20}", fullmatch=True)
 domains = st.one_of(st.just(GLOBAL_DOMAIN), st.from_regex(r"[a-z0-9][a-z0-9_-]{0,15}", fullmatch=True))
-finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+# Lists and maps of numbers must have a finite sum (PROTOCOL.md section 4).
+finite = st.floats(min_value=-1e300, max_value=1e300, allow_nan=False, allow_infinity=False, width=64)
 nonneg = st.floats(min_value=0, max_value=1e12, allow_nan=False)
 counts = st.integers(min_value=0, max_value=2**40)
 endpoints = st.builds(lambda p: f"tcp://127.0.0.1:{p}", st.integers(1, 65535))

@@ -150,6 +150,8 @@ def test_missing_body_field(key: str) -> None:
         ("p", "experts", ["bad name"]),
         ("p", "metrics", {"acc": float("inf")}),
         ("p", "metrics", {"acc": "high"}),
+        ("p", "loss", [1.7e308, 1.7e308]),
+        ("p", "metrics", {"a": 1e308, "b": 1e308, "c": -1e308}),
         ("p", "metrics", [1, 2]),
     ],
 )
