@@ -1,0 +1,78 @@
+"""A small mixture of experts in torch: K MLP experts and a softmax gate.
+
+Each expert is ``n_features → hidden → hidden → 1`` with tanh activations; the
+gate is one linear layer ``n_features → K`` followed by a softmax, and the
+prediction is the gate-weighted sum of the experts' outputs. Parameter names
+are stable and flat (``expert0.fc1.weight`` … ``expert{K-1}.out.bias``,
+``gate.weight``, ``gate.bias``) because they are the tensor names on the wire.
+
+Initialisation draws from a numpy generator (PyTorch's default uniform
+``±1/sqrt(fan_in)`` scheme), never from torch's global RNG, so two nodes with
+the same ``init_seed`` start from bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["Expert", "MixtureOfExperts", "expert_of", "init_weights"]
+
+
+class Expert(nn.Module):  # type: ignore[misc]
+    """One MLP expert: ``fc1 → tanh → fc2 → tanh → out``."""
+
+    def __init__(self, n_features: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(n_features, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, n_features) → (n,)``."""
+        h = torch.tanh(self.fc1(x))
+        h = torch.tanh(self.fc2(h))
+        return self.out(h).squeeze(-1)
+
+
+class MixtureOfExperts(nn.Module):  # type: ignore[misc]
+    """K experts under a softmax gate. ``forward`` returns ``(prediction (n,), gate (n, K))``."""
+
+    def __init__(self, n_features: int, n_experts: int, hidden: int) -> None:
+        super().__init__()
+        if n_features < 1 or n_experts < 1 or hidden < 1:
+            raise ValueError(f"bad model size: features {n_features}, experts {n_experts}, hidden {hidden}")
+        self.n_experts = n_experts
+        self.expert_names = tuple(f"expert{k}" for k in range(n_experts))
+        for name in self.expert_names:
+            self.add_module(name, Expert(n_features, hidden))
+        self.gate = nn.Linear(n_features, n_experts)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gate-weighted prediction and the gate probabilities."""
+        gate = torch.softmax(self.gate(x), dim=-1)
+        outs = torch.stack([getattr(self, name)(x) for name in self.expert_names], dim=-1)
+        return (gate * outs).sum(dim=-1), gate
+
+
+def expert_of(param_name: str) -> str:
+    """The learning-rate group of a parameter: ``expert3`` for ``expert3.fc1.weight``, else ``gate``."""
+    return param_name.split(".", 1)[0]
+
+
+def init_weights(model: nn.Module, rng: np.random.Generator) -> None:
+    """Fill every parameter from ``rng``: uniform ``±1/sqrt(fan_in)``, in name order."""
+    with torch.no_grad():
+        for name, param in sorted(model.named_parameters()):
+            fan_in = param.shape[1] if param.dim() == 2 else _fan_in_of_bias(model, name)
+            bound = 1.0 / math.sqrt(fan_in)
+            values = rng.uniform(-bound, bound, size=tuple(param.shape)).astype(np.float32)
+            param.copy_(torch.from_numpy(values))
+
+
+def _fan_in_of_bias(model: nn.Module, name: str) -> int:
+    weight = dict(model.named_parameters())[name.rsplit(".", 1)[0] + ".weight"]
+    return int(weight.shape[1])
