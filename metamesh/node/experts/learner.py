@@ -57,9 +57,9 @@ class ExpertConfig:
 
     n_experts: int = 4
     hidden: int = 32
-    lr: float = 0.01
+    lr: float = 0.02
     local_epochs: int = 2
-    batch_size: int = 32
+    batch_size: int = 64
     fedprox_mu: float = 0.0
     frozen: tuple[str, ...] = ()
     privacy: PrivacyConfig | None = None
@@ -221,7 +221,7 @@ class ExpertLearner:
                 self._optimizer.step()
                 steps += 1
                 if epoch == cfg.local_epochs - 1:
-                    loss_sum += float(mse) * len(idx)
+                    loss_sum += float(mse.detach()) * len(idx)
                     seen += len(idx)
         self._rounds += 1
         report = RoundReport(
@@ -247,7 +247,7 @@ class ExpertLearner:
         for name in self._trainable:
             groups.setdefault(expert_of(name), []).append(self._params[name])
         return torch.optim.Adam(
-            [{"params": ps, "lr": self._lrs[g], "name": g} for g, ps in groups.items()]
+            [{"params": ps, "lr": self._lrs[g], "name": g} for g, ps in groups.items()], fused=True
         )
 
     def set_learning_rates(self, per_expert: Mapping[str, float]) -> None:
