@@ -188,9 +188,7 @@ def make_node_data(domain: str, node_index: int, *, n_train: int, n_test: int, s
     x_test = _sample_domain(rng, n_test)
     y_test = truth(x_test)
     log.debug("made data for %s node %d: %d train, %d test", domain, node_index, n_train, n_test)
-    return NodeData(
-        _f32(x_train), _f32(y_train), _f32(x_test), _f32(y_test), domain
-    )
+    return NodeData(_f32(x_train), _f32(y_train), _f32(x_test), _f32(y_test), domain)
 
 
 def _f32(a: np.ndarray) -> np.ndarray:

@@ -234,8 +234,13 @@ class ExpertLearner:
             heldout_loss=self.heldout_loss(),
             seconds=time.perf_counter() - start,
         )
-        log.debug("round %d: train %.4f heldout %.4f in %.3fs", report.round, report.train_loss,
-                  report.heldout_loss, report.seconds)
+        log.debug(
+            "round %d: train %.4f heldout %.4f in %.3fs",
+            report.round,
+            report.train_loss,
+            report.heldout_loss,
+            report.seconds,
+        )
         return report
 
     def _prox(self) -> torch.Tensor:
@@ -370,8 +375,14 @@ class ExpertLearner:
             loss_after=self.heldout_loss(),
         )
         self._history.record(rec)
-        log.info("merged v%d -> v%d from %d contributors: heldout %.4f -> %.4f",
-                 old, new_version, len(rec.contributors), rec.loss_before, rec.loss_after)
+        log.info(
+            "merged v%d -> v%d from %d contributors: heldout %.4f -> %.4f",
+            old,
+            new_version,
+            len(rec.contributors),
+            rec.loss_before,
+            rec.loss_after,
+        )
         return rec
 
     def weights(self) -> dict[str, np.ndarray]:

@@ -155,8 +155,12 @@ def sampled_gaussian_rdp(sample_rate: float, noise_multiplier: float, order: flo
     alpha = int(order)
     q, s2 = sample_rate, noise_multiplier**2
     terms = [
-        math.lgamma(alpha + 1) - math.lgamma(k + 1) - math.lgamma(alpha - k + 1)
-        + k * math.log(q) + (alpha - k) * math.log1p(-q) + (k * k - k) / (2.0 * s2)
+        math.lgamma(alpha + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(alpha - k + 1)
+        + k * math.log(q)
+        + (alpha - k) * math.log1p(-q)
+        + (k * k - k) / (2.0 * s2)
         for k in range(alpha + 1)
     ]
     top = max(terms)
