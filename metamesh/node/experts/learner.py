@@ -492,7 +492,7 @@ class ExpertLearner:
             accountant = RDPAccountant.from_dict(state["accountant"])
             history = VersionHistory.from_dict(state["history"])
             version, rounds = int(state["version"]), int(state["rounds"])
-            opt_state = state.get("optimizer") or {}
+            moments = self._parse_optimizer_state(state.get("optimizer") or {})
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed learner state: {exc!r}") from exc
         if state["domain"] != self.data.domain:
@@ -505,7 +505,8 @@ class ExpertLearner:
             self._base = base
         self._lrs = lrs
         self._optimizer = self._new_optimizer()
-        self._load_optimizer_state(opt_state)
+        for name, moment in moments.items():
+            self._optimizer.state[self._params[name]] = moment
         self._rng, self._accountant, self._history = rng, accountant, history
         self._version, self._rounds = version, rounds
 
@@ -521,7 +522,8 @@ class ExpertLearner:
                 }
         return out
 
-    def _load_optimizer_state(self, saved: Mapping[str, Any]) -> None:
+    def _parse_optimizer_state(self, saved: Mapping[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
+        out: dict[str, dict[str, torch.Tensor]] = {}
         for name, st in saved.items():
             if name not in self._trainable:
                 continue  # frozen here; its moments are irrelevant
@@ -529,8 +531,9 @@ class ExpertLearner:
             avg, sq = np.asarray(st["exp_avg"], np.float32), np.asarray(st["exp_avg_sq"], np.float32)
             if avg.shape != shape or sq.shape != shape:
                 raise ValueError(f"optimizer state for {name} has the wrong shape")
-            self._optimizer.state[self._params[name]] = {
-                "step": torch.tensor(float(st["step"])),
+            out[name] = {
+                "step": torch.tensor(float(st["step"]), dtype=torch.float32),
                 "exp_avg": torch.from_numpy(avg.copy()),
                 "exp_avg_sq": torch.from_numpy(sq.copy()),
             }
+        return out
