@@ -32,7 +32,15 @@ from metamesh.errors import ConfigError
 
 from .data import NodeData
 from .history import MergeRecord, VersionHistory
-from .model import MixtureOfExperts, expert_of, init_weights
+from .model import (
+    MixtureOfExperts,
+    adam_moments,
+    check_tensors,
+    expert_of,
+    init_weights,
+    is_frozen,
+    parse_adam_moments,
+)
 from .privacy import PrivacyConfig, RDPAccountant, add_noise, clip_update
 
 __all__ = ["DeltaUpdate", "ExpertConfig", "ExpertInsight", "ExpertLearner", "RoundReport"]
@@ -130,10 +138,6 @@ class DeltaUpdate:
     noise_multiplier: float | None = None
 
 
-def _is_frozen(name: str, prefixes: Sequence[str]) -> bool:
-    return any(name == p.rstrip(".") or name.startswith(p.rstrip(".") + ".") for p in prefixes)
-
-
 class ExpertLearner:
     """A mixture of experts trained on one node's data; see the module docstring for the cycle."""
 
@@ -152,9 +156,9 @@ class ExpertLearner:
         init_weights(self.model, np.random.default_rng(cfg.init_seed))
         self._params: dict[str, torch.nn.Parameter] = dict(self.model.named_parameters())
         for prefix in cfg.frozen:
-            if not any(_is_frozen(n, (prefix,)) for n in self._params):
+            if not any(is_frozen(n, (prefix,)) for n in self._params):
                 raise ConfigError(f"frozen prefix {prefix!r} matches no parameter")
-        self._trainable = tuple(n for n in self._params if not _is_frozen(n, cfg.frozen))
+        self._trainable = tuple(n for n in self._params if not is_frozen(n, cfg.frozen))
         if not self._trainable:
             raise ConfigError("frozen prefixes cover every parameter: nothing to train")
         for name, p in self._params.items():
@@ -358,7 +362,9 @@ class ExpertLearner:
         """
         if new_version <= self._version:
             raise ValueError(f"new_version {new_version} must exceed the current version {self._version}")
-        checked = self._check(avg_delta, exact=True, allowed=self._trainable, what="average delta")
+        checked = check_tensors(
+            self._params, avg_delta, allowed=self._trainable, exact=True, what="average delta"
+        )
         before = self.heldout_loss()
         with torch.no_grad():
             for name, value in checked.items():
@@ -401,7 +407,7 @@ class ExpertLearner:
         version. Raises ValueError, changing nothing, on bad names, shapes
         or non-finite values.
         """
-        checked = self._check(tensors, exact=strict, allowed=tuple(self._params), what="weights")
+        checked = check_tensors(self._params, tensors, allowed=self._params, exact=strict, what="weights")
         if version is not None and version < 0:
             raise ValueError(f"version must be >= 0, got {version}")
         with torch.no_grad():
@@ -411,29 +417,6 @@ class ExpertLearner:
         self._optimizer = self._new_optimizer()
         if version is not None:
             self._version = version
-
-    def _check(
-        self, tensors: Mapping[str, np.ndarray], *, exact: bool, allowed: Sequence[str], what: str
-    ) -> dict[str, torch.Tensor]:
-        unknown = sorted(set(tensors) - set(allowed))
-        if unknown:
-            frozen = [n for n in unknown if n in self._params]
-            hint = f" ({len(frozen)} frozen or not trainable)" if frozen else ""
-            raise ValueError(f"{what}: unexpected tensors {unknown[:5]}{hint}")
-        if exact:
-            missing = sorted(set(allowed) - set(tensors))
-            if missing:
-                raise ValueError(f"{what}: missing tensors {missing[:5]}")
-        out: dict[str, torch.Tensor] = {}
-        for name, value in tensors.items():
-            arr = np.asarray(value)
-            want = tuple(self._params[name].shape)
-            if arr.shape != want:
-                raise ValueError(f"{what}: {name} has shape {arr.shape}, expected {want}")
-            if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
-                raise ValueError(f"{what}: {name} must hold finite numbers ({arr.dtype})")
-            out[name] = torch.from_numpy(np.array(arr, dtype=np.float32))
-        return out
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -462,7 +445,7 @@ class ExpertLearner:
                 "has_uint32": int(rng["has_uint32"]),
                 "uinteger": int(rng["uinteger"]),
             },
-            "optimizer": self._optimizer_state(),
+            "optimizer": adam_moments(self._optimizer, self._params, self._trainable),
             "accountant": self._accountant.to_dict(),
             "history": self._history.to_dict(),
         }
@@ -476,8 +459,10 @@ class ExpertLearner:
             if list(state["shape"]) != want:
                 raise ValueError(f"state is for model shape {state['shape']}, this learner is {want}")
             names = tuple(self._params)
-            weights = self._check(state["weights"], exact=True, allowed=names, what="state weights")
-            base = self._check(state["base"], exact=True, allowed=names, what="state base")
+            weights = check_tensors(
+                self._params, state["weights"], allowed=names, exact=True, what="state weights"
+            )
+            base = check_tensors(self._params, state["base"], allowed=names, exact=True, what="state base")
             lrs = {str(k): float(v) for k, v in state["lrs"].items()}
             if set(lrs) != set(self._lrs):
                 raise ValueError("state learning-rate groups do not match the model")
@@ -492,7 +477,7 @@ class ExpertLearner:
             accountant = RDPAccountant.from_dict(state["accountant"])
             history = VersionHistory.from_dict(state["history"])
             version, rounds = int(state["version"]), int(state["rounds"])
-            moments = self._parse_optimizer_state(state.get("optimizer") or {})
+            moments = parse_adam_moments(state.get("optimizer") or {}, self._params, self._trainable)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed learner state: {exc!r}") from exc
         if state["domain"] != self.data.domain:
@@ -509,31 +494,3 @@ class ExpertLearner:
             self._optimizer.state[self._params[name]] = moment
         self._rng, self._accountant, self._history = rng, accountant, history
         self._version, self._rounds = version, rounds
-
-    def _optimizer_state(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in self._trainable:
-            st = self._optimizer.state.get(self._params[name])
-            if st:
-                out[name] = {
-                    "step": float(st["step"]),
-                    "exp_avg": st["exp_avg"].numpy().copy(),
-                    "exp_avg_sq": st["exp_avg_sq"].numpy().copy(),
-                }
-        return out
-
-    def _parse_optimizer_state(self, saved: Mapping[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
-        out: dict[str, dict[str, torch.Tensor]] = {}
-        for name, st in saved.items():
-            if name not in self._trainable:
-                continue  # frozen here; its moments are irrelevant
-            shape = tuple(self._params[name].shape)
-            avg, sq = np.asarray(st["exp_avg"], np.float32), np.asarray(st["exp_avg_sq"], np.float32)
-            if avg.shape != shape or sq.shape != shape:
-                raise ValueError(f"optimizer state for {name} has the wrong shape")
-            out[name] = {
-                "step": torch.tensor(float(st["step"]), dtype=torch.float32),
-                "exp_avg": torch.from_numpy(avg.copy()),
-                "exp_avg_sq": torch.from_numpy(sq.copy()),
-            }
-        return out

@@ -14,12 +14,23 @@ the same ``init_seed`` start from bit-identical weights.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Expert", "MixtureOfExperts", "expert_of", "init_weights"]
+__all__ = [
+    "Expert",
+    "MixtureOfExperts",
+    "adam_moments",
+    "check_tensors",
+    "expert_of",
+    "init_weights",
+    "is_frozen",
+    "parse_adam_moments",
+]
 
 
 class Expert(nn.Module):  # type: ignore[misc]
@@ -89,3 +100,82 @@ def init_weights(model: nn.Module, rng: np.random.Generator) -> None:
 def _fan_in_of_bias(model: nn.Module, name: str) -> int:
     weight = dict(model.named_parameters())[name.rsplit(".", 1)[0] + ".weight"]
     return int(weight.shape[1])
+
+
+def is_frozen(name: str, prefixes: Sequence[str]) -> bool:
+    """Whether parameter ``name`` falls under one of the prefixes, matched on dot boundaries."""
+    return any(name == p.rstrip(".") or name.startswith(p.rstrip(".") + ".") for p in prefixes)
+
+
+def check_tensors(
+    params: Mapping[str, torch.Tensor],
+    tensors: Mapping[str, np.ndarray],
+    *,
+    allowed: Collection[str],
+    exact: bool,
+    what: str,
+) -> dict[str, torch.Tensor]:
+    """Validate incoming named tensors against ``params`` and return float32 torch copies.
+
+    Names must be in ``allowed`` (all of them when ``exact``), shapes must
+    match the parameters, values must be finite numbers. Raises ValueError
+    naming ``what`` and the first offending tensors.
+    """
+    unknown = sorted(set(tensors) - set(allowed))
+    if unknown:
+        known = [n for n in unknown if n in params]
+        hint = f" ({len(known)} frozen or not trainable)" if known else ""
+        raise ValueError(f"{what}: unexpected tensors {unknown[:5]}{hint}")
+    if exact:
+        missing = sorted(set(allowed) - set(tensors))
+        if missing:
+            raise ValueError(f"{what}: missing tensors {missing[:5]}")
+    out: dict[str, torch.Tensor] = {}
+    for name, value in tensors.items():
+        arr = np.asarray(value)
+        want = tuple(params[name].shape)
+        if arr.shape != want:
+            raise ValueError(f"{what}: {name} has shape {arr.shape}, expected {want}")
+        if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
+            raise ValueError(f"{what}: {name} must hold finite numbers ({arr.dtype})")
+        out[name] = torch.from_numpy(np.array(arr, dtype=np.float32))
+    return out
+
+
+def adam_moments(
+    optimizer: torch.optim.Optimizer, params: Mapping[str, torch.Tensor], names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Adam's per-parameter state as plain data: ``{name: {step, exp_avg, exp_avg_sq}}`` (numpy)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        st = optimizer.state.get(params[name])
+        if st:
+            out[name] = {
+                "step": float(st["step"]),
+                "exp_avg": st["exp_avg"].numpy().copy(),
+                "exp_avg_sq": st["exp_avg_sq"].numpy().copy(),
+            }
+    return out
+
+
+def parse_adam_moments(
+    saved: Mapping[str, Any], params: Mapping[str, torch.Tensor], names: Sequence[str]
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Inverse of :func:`adam_moments` for the parameters in ``names`` (others are skipped).
+
+    Raises ValueError on a wrong shape; KeyError/TypeError on malformed entries.
+    """
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for name, st in saved.items():
+        if name not in names:
+            continue  # frozen here; its moments are irrelevant
+        shape = tuple(params[name].shape)
+        avg, sq = np.asarray(st["exp_avg"], np.float32), np.asarray(st["exp_avg_sq"], np.float32)
+        if avg.shape != shape or sq.shape != shape:
+            raise ValueError(f"optimizer state for {name} has the wrong shape")
+        out[name] = {
+            "step": torch.tensor(float(st["step"]), dtype=torch.float32),
+            "exp_avg": torch.from_numpy(avg.copy()),
+            "exp_avg_sq": torch.from_numpy(sq.copy()),
+        }
+    return out
