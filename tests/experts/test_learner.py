@@ -191,7 +191,7 @@ def test_set_learning_rates() -> None:
     lrn = learner()
     lrn.set_learning_rates({"expert0": 0.001, "gate": 0.5})
     rates = lrn.state()["lrs"]
-    assert rates["expert0"] == 0.001 and rates["gate"] == 0.5 and rates["expert1"] == 0.02
+    assert rates["expert0"] == 0.001 and rates["gate"] == 0.5 and rates["expert1"] == ExpertConfig().lr
     with pytest.raises(ValueError, match="unknown"):
         lrn.set_learning_rates({"expert7": 0.1})
     with pytest.raises(ValueError, match="positive"):

@@ -59,7 +59,7 @@ _GAIN = 1.6  # input gain of the ground-truth network: how nonlinear it is
 _RADIUS = 2.0  # distance of every region centre from the origin
 _REGION_STD = 0.55  # spread of one region
 _NOISE_LEVELS = (0.05, 0.15, 0.1, 0.25, 0.2)  # label noise std by node index (cycled)
-_NORM_SAMPLES = 8192
+_PROBE_SAMPLES = 8192
 _REGIONS_SEED = 20_240_601
 
 
@@ -99,43 +99,63 @@ def _name_seed(*parts: str | int) -> int:
 
 
 @lru_cache(maxsize=1)
-def region_centers() -> np.ndarray:
-    """The ``(N_REGIONS, N_FEATURES)`` region centres, shared by every domain.
-
-    Centres are random directions at distance ``_RADIUS`` from the origin,
-    orthogonalised so regions are far apart (pairwise distance ≈ 2.8).
-    """
+def _all_centers() -> np.ndarray:
     rng = np.random.default_rng(_REGIONS_SEED)
-    raw = rng.standard_normal((N_FEATURES, N_REGIONS))
-    q, _ = np.linalg.qr(raw)  # orthonormal columns
-    centers = (q.T * _RADIUS).astype(np.float64)
+    q, _ = np.linalg.qr(rng.standard_normal((N_FEATURES, N_FEATURES)))
+    centers = np.ascontiguousarray(q.T * _RADIUS)
     centers.setflags(write=False)
     return centers
 
 
-def _sample_region(rng: np.random.Generator, region: int, n: int) -> np.ndarray:
-    center: np.ndarray = region_centers()[region]
+def region_centers(regions: int = N_REGIONS) -> np.ndarray:
+    """The ``(regions, N_FEATURES)`` region centres, shared by every domain.
+
+    Orthogonal directions at distance ``_RADIUS`` from the origin (pairwise
+    distance ``_RADIUS * sqrt(2)`` ≈ 2.8, five region spreads); the first
+    ``k`` centres are the same whatever ``regions`` is. Raises ValueError
+    unless ``1 <= regions <= N_FEATURES``.
+    """
+    if not 1 <= regions <= N_FEATURES:
+        raise ValueError(f"regions must be in [1, {N_FEATURES}], got {regions}")
+    out: np.ndarray = _all_centers()[:regions]
+    return out
+
+
+def _sample_region(rng: np.random.Generator, center: np.ndarray, n: int) -> np.ndarray:
     out: np.ndarray = center + _REGION_STD * rng.standard_normal((n, N_FEATURES))
     return out
 
 
-def _sample_domain(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Inputs from the whole domain distribution: an equal mixture of regions."""
-    regions = rng.integers(0, N_REGIONS, size=n)
-    centers = region_centers()[regions]
-    return centers + _REGION_STD * rng.standard_normal((n, N_FEATURES))
+def _sample_domain(rng: np.random.Generator, n: int, regions: int) -> np.ndarray:
+    """Inputs from the whole domain distribution: an equal mixture of the regions."""
+    picks = rng.integers(0, regions, size=n)
+    out: np.ndarray = region_centers(regions)[picks] + _REGION_STD * rng.standard_normal((n, N_FEATURES))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _probe() -> np.ndarray:
+    """The fixed reference sample (default regions) that defines normalisation and correlation."""
+    rng = np.random.default_rng(_name_seed("metamesh.experts.probe"))
+    return _sample_domain(rng, _PROBE_SAMPLES, N_REGIONS)
 
 
 @dataclass(frozen=True, slots=True)
 class _Truth:
+    """``(net(x) - sum_j coef_j * prev_j(x) - mean) / std`` with ``net`` a random tanh network."""
+
     w1: np.ndarray
     b1: np.ndarray
     w2: np.ndarray
+    prev: tuple[_Truth, ...]
+    coef: tuple[float, ...]
     mean: float
     std: float
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        raw = np.tanh(x @ self.w1 + self.b1) @ self.w2
+        raw: np.ndarray = np.tanh(x @ self.w1 + self.b1) @ self.w2
+        for c, f in zip(self.coef, self.prev, strict=True):
+            raw = raw - c * f(x)
         out: np.ndarray = (raw - self.mean) / self.std
         return out
 
@@ -146,9 +166,17 @@ def _truth(domain: str) -> _Truth:
     w1 = rng.standard_normal((N_FEATURES, _HIDDEN)) * (_GAIN / math.sqrt(N_FEATURES))
     b1 = rng.standard_normal(_HIDDEN) * 0.5
     w2 = rng.standard_normal(_HIDDEN) / math.sqrt(_HIDDEN)
-    probe = _sample_domain(np.random.default_rng(_name_seed("metamesh.experts.norm", domain)), _NORM_SAMPLES)
+    # Built-in domains are decorrelated from the ones listed before them (Gram-Schmidt on the probe).
+    prev = tuple(_truth(d) for d in DOMAINS[: DOMAINS.index(domain)]) if domain in DOMAINS else ()
+    probe = _probe()
     raw = np.tanh(probe @ w1 + b1) @ w2
-    return _Truth(w1, b1, w2, float(raw.mean()), float(raw.std()) or 1.0)
+    coef = []
+    for f in prev:
+        fv = f(probe)
+        c = float(np.dot(raw - raw.mean(), fv) / np.dot(fv, fv))
+        raw = raw - c * fv
+        coef.append(c)
+    return _Truth(w1, b1, w2, prev, tuple(coef), float(raw.mean()), float(raw.std()) or 1.0)
 
 
 def domain_function(domain: str, x: np.ndarray) -> np.ndarray:
@@ -166,14 +194,18 @@ def node_noise(node_index: int) -> float:
     return _NOISE_LEVELS[node_index % len(_NOISE_LEVELS)]
 
 
-def make_node_data(domain: str, node_index: int, *, n_train: int, n_test: int, seed: int) -> NodeData:
-    """Training data from region ``node_index % N_REGIONS`` of ``domain``; test data from all regions.
+def make_node_data(
+    domain: str, node_index: int, *, n_train: int, n_test: int, seed: int, regions: int = N_REGIONS
+) -> NodeData:
+    """Training data from region ``node_index % regions`` of ``domain``; test data from all regions.
 
     Training labels carry Gaussian noise of std ``node_noise(node_index)``;
     test labels are noiseless, so the held-out loss measures how well a model
-    knows the domain's function everywhere. Deterministic in all arguments.
-    Raises ConfigError for an empty domain name, a negative node index or
-    non-positive sizes.
+    knows the domain's function everywhere. Give ``regions`` the number of
+    nodes per domain when there are fewer than ``N_REGIONS`` of them, so the
+    domain together covers its distribution. Deterministic in all arguments.
+    Raises ConfigError for an empty domain name, a negative node index,
+    non-positive sizes or ``regions`` outside ``[1, N_FEATURES]``.
     """
     if not domain:
         raise ConfigError("domain must be a non-empty name")
@@ -181,11 +213,13 @@ def make_node_data(domain: str, node_index: int, *, n_train: int, n_test: int, s
         raise ConfigError(f"node_index must be >= 0, got {node_index}")
     if n_train < 1 or n_test < 1:
         raise ConfigError(f"n_train and n_test must be >= 1, got {n_train} and {n_test}")
-    rng = np.random.default_rng(_name_seed("metamesh.experts.data", seed, domain, node_index))
+    if not 1 <= regions <= N_FEATURES:
+        raise ConfigError(f"regions must be in [1, {N_FEATURES}], got {regions}")
+    rng = np.random.default_rng(_name_seed("metamesh.experts.data", seed, domain, node_index, regions))
     truth = _truth(domain)
-    x_train = _sample_region(rng, node_index % N_REGIONS, n_train)
+    x_train = _sample_region(rng, region_centers(regions)[node_index % regions], n_train)
     y_train = truth(x_train) + node_noise(node_index) * rng.standard_normal(n_train)
-    x_test = _sample_domain(rng, n_test)
+    x_test = _sample_domain(rng, n_test, regions)
     y_test = truth(x_test)
     log.debug("made data for %s node %d: %d train, %d test", domain, node_index, n_train, n_test)
     return NodeData(_f32(x_train), _f32(y_train), _f32(x_test), _f32(y_test), domain)

@@ -34,12 +34,12 @@ from .data import NodeData
 from .history import MergeRecord, VersionHistory
 from .model import (
     MixtureOfExperts,
-    adam_moments,
     check_tensors,
     expert_of,
     init_weights,
     is_frozen,
-    parse_adam_moments,
+    momentum_state,
+    parse_momentum_state,
 )
 from .privacy import PrivacyConfig, RDPAccountant, add_noise, clip_update
 
@@ -59,13 +59,17 @@ class ExpertConfig:
     weights and should be the same across a domain, so all members start
     from one base. ``frozen`` holds parameter-name prefixes matched on
     dot boundaries (``"expert0"`` freezes ``expert0.*``, ``"expert0.fc1"``
-    only that layer). ``threads`` is passed to ``torch.set_num_threads``,
-    which is process-wide.
+    only that layer). The optimizer is SGD with ``momentum`` (the momentum
+    buffers survive merges and reset on :meth:`ExpertLearner.set_weights`);
+    ``lr`` is the starting rate of every expert and of the gate.
+    ``threads`` is passed to ``torch.set_num_threads``, which is
+    process-wide.
     """
 
     n_experts: int = 4
     hidden: int = 32
-    lr: float = 0.02
+    lr: float = 0.1
+    momentum: float = 0.9
     local_epochs: int = 2
     batch_size: int = 64
     fedprox_mu: float = 0.0
@@ -84,6 +88,8 @@ class ExpertConfig:
             raise ConfigError(f"lr must be a positive number, got {self.lr}")
         if not (math.isfinite(self.fedprox_mu) and self.fedprox_mu >= 0):
             raise ConfigError(f"fedprox_mu must be >= 0, got {self.fedprox_mu}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
         if isinstance(self.frozen, str) or not all(isinstance(p, str) and p for p in self.frozen):
             raise ConfigError(f"frozen must be a tuple of non-empty name prefixes, got {self.frozen!r}")
 
@@ -202,7 +208,7 @@ class ExpertLearner:
     # ------------------------------------------------------------------ training
 
     def train_round(self) -> RoundReport:
-        """Run ``local_epochs`` of minibatch Adam on the local data with the FedProx term.
+        """Run ``local_epochs`` of minibatch SGD with momentum on the local data with the FedProx term.
 
         The loss is ``MSE + mu/2 * ||w - w_base||²`` over trainable
         parameters, ``w_base`` being the weights at the last merge. CPU-bound;
@@ -255,8 +261,10 @@ class ExpertLearner:
         groups: dict[str, list[torch.nn.Parameter]] = {}
         for name in self._trainable:
             groups.setdefault(expert_of(name), []).append(self._params[name])
-        return torch.optim.Adam(
-            [{"params": ps, "lr": self._lrs[g], "name": g} for g, ps in groups.items()], fused=True
+        return torch.optim.SGD(
+            [{"params": ps, "lr": self._lrs[g], "name": g} for g, ps in groups.items()],
+            momentum=self.config.momentum,
+            foreach=True,
         )
 
     def set_learning_rates(self, per_expert: Mapping[str, float]) -> None:
@@ -445,7 +453,7 @@ class ExpertLearner:
                 "has_uint32": int(rng["has_uint32"]),
                 "uinteger": int(rng["uinteger"]),
             },
-            "optimizer": adam_moments(self._optimizer, self._params, self._trainable),
+            "optimizer": momentum_state(self._optimizer, self._params, self._trainable),
             "accountant": self._accountant.to_dict(),
             "history": self._history.to_dict(),
         }
@@ -477,7 +485,7 @@ class ExpertLearner:
             accountant = RDPAccountant.from_dict(state["accountant"])
             history = VersionHistory.from_dict(state["history"])
             version, rounds = int(state["version"]), int(state["rounds"])
-            moments = parse_adam_moments(state.get("optimizer") or {}, self._params, self._trainable)
+            moments = parse_momentum_state(state.get("optimizer") or {}, self._params, self._trainable)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed learner state: {exc!r}") from exc
         if state["domain"] != self.data.domain:

@@ -24,12 +24,12 @@ from torch import nn
 __all__ = [
     "Expert",
     "MixtureOfExperts",
-    "adam_moments",
     "check_tensors",
     "expert_of",
     "init_weights",
     "is_frozen",
-    "parse_adam_moments",
+    "momentum_state",
+    "parse_momentum_state",
 ]
 
 
@@ -142,40 +142,31 @@ def check_tensors(
     return out
 
 
-def adam_moments(
+def momentum_state(
     optimizer: torch.optim.Optimizer, params: Mapping[str, torch.Tensor], names: Sequence[str]
-) -> dict[str, dict[str, Any]]:
-    """Adam's per-parameter state as plain data: ``{name: {step, exp_avg, exp_avg_sq}}`` (numpy)."""
-    out: dict[str, dict[str, Any]] = {}
+) -> dict[str, np.ndarray]:
+    """SGD's momentum buffers as plain data: ``{name: array}`` for parameters that have one."""
+    out: dict[str, np.ndarray] = {}
     for name in names:
-        st = optimizer.state.get(params[name])
-        if st:
-            out[name] = {
-                "step": float(st["step"]),
-                "exp_avg": st["exp_avg"].numpy().copy(),
-                "exp_avg_sq": st["exp_avg_sq"].numpy().copy(),
-            }
+        buf = optimizer.state.get(params[name], {}).get("momentum_buffer")
+        if buf is not None:
+            out[name] = buf.detach().numpy().astype(np.float32, copy=True)
     return out
 
 
-def parse_adam_moments(
+def parse_momentum_state(
     saved: Mapping[str, Any], params: Mapping[str, torch.Tensor], names: Sequence[str]
 ) -> dict[str, dict[str, torch.Tensor]]:
-    """Inverse of :func:`adam_moments` for the parameters in ``names`` (others are skipped).
+    """Inverse of :func:`momentum_state`, as optimizer state entries; parameters not in ``names`` are skipped.
 
-    Raises ValueError on a wrong shape; KeyError/TypeError on malformed entries.
+    Raises ValueError on a wrong shape or non-finite values.
     """
     out: dict[str, dict[str, torch.Tensor]] = {}
-    for name, st in saved.items():
+    for name, value in saved.items():
         if name not in names:
-            continue  # frozen here; its moments are irrelevant
-        shape = tuple(params[name].shape)
-        avg, sq = np.asarray(st["exp_avg"], np.float32), np.asarray(st["exp_avg_sq"], np.float32)
-        if avg.shape != shape or sq.shape != shape:
-            raise ValueError(f"optimizer state for {name} has the wrong shape")
-        out[name] = {
-            "step": torch.tensor(float(st["step"]), dtype=torch.float32),
-            "exp_avg": torch.from_numpy(avg.copy()),
-            "exp_avg_sq": torch.from_numpy(sq.copy()),
-        }
+            continue  # frozen here; its momentum is irrelevant
+        arr = np.asarray(value, dtype=np.float32)
+        if arr.shape != tuple(params[name].shape) or not np.isfinite(arr).all():
+            raise ValueError(f"optimizer state for {name} has the wrong shape or non-finite values")
+        out[name] = {"momentum_buffer": torch.from_numpy(arr.copy())}
     return out
