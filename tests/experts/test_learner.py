@@ -297,3 +297,16 @@ def test_load_state_rejects_malformed_state(corrupt: Any) -> None:
 def test_bad_config_raises_config_error(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         ExpertConfig(**kwargs)
+
+
+def test_bad_data_raises_config_error() -> None:
+    good = data()
+    bad = [
+        NodeData(good.x_train, good.y_train[:-1], good.x_test, good.y_test, "medical"),
+        NodeData(good.x_train, good.y_train, good.x_test[:, :3], good.y_test, "medical"),
+        NodeData(good.x_train[:0], good.y_train[:0], good.x_test, good.y_test, "medical"),
+        NodeData(good.x_train * np.nan, good.y_train, good.x_test, good.y_test, "medical"),
+    ]
+    for d in bad:
+        with pytest.raises(ConfigError):
+            ExpertLearner(d)

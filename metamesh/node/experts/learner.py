@@ -144,13 +144,24 @@ class DeltaUpdate:
     noise_multiplier: float | None = None
 
 
+def _check_data(data: NodeData) -> None:
+    x, y, xt, yt = data.x_train, data.y_train, data.x_test, data.y_test
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1 or y.shape != (x.shape[0],):
+        raise ConfigError(f"training data must be x (n, f) and y (n,) with n >= 1, got {x.shape} {y.shape}")
+    if xt.ndim != 2 or xt.shape[0] < 1 or xt.shape[1] != x.shape[1] or yt.shape != (xt.shape[0],):
+        raise ConfigError(
+            f"test data must be x (m, {x.shape[1]}) and y (m,) with m >= 1, got {xt.shape} {yt.shape}"
+        )
+    if not all(np.isfinite(a).all() for a in (x, y, xt, yt)):
+        raise ConfigError("data must hold finite numbers")
+
+
 class ExpertLearner:
     """A mixture of experts trained on one node's data; see the module docstring for the cycle."""
 
     def __init__(self, data: NodeData, config: ExpertConfig | None = None) -> None:
         self.config = cfg = config if config is not None else ExpertConfig()
-        if len(data.x_train) < 1 or len(data.x_test) < 1:
-            raise ConfigError("data needs at least one training and one test sample")
+        _check_data(data)
         if torch.get_num_threads() != cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.data = data
@@ -225,9 +236,10 @@ class ExpertLearner:
                 idx = order[lo : lo + cfg.batch_size]
                 pred, _ = self.model(self._x[idx])
                 mse = torch.mean((pred - self._y[idx]) ** 2)
-                loss = mse + self._prox() if cfg.fedprox_mu > 0 else mse
                 self._optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                mse.backward()
+                if cfg.fedprox_mu > 0:
+                    self._add_prox_gradient()
                 self._optimizer.step()
                 steps += 1
                 if epoch == cfg.local_epochs - 1:
@@ -253,9 +265,13 @@ class ExpertLearner:
         )
         return report
 
-    def _prox(self) -> torch.Tensor:
-        total = sum(torch.sum((self._params[n] - self._base[n]) ** 2) for n in self._trainable)
-        return 0.5 * self.config.fedprox_mu * total
+    def _add_prox_gradient(self) -> None:
+        """Add the gradient of ``mu/2 * ||w - w_base||²``, i.e. ``mu * (w - w_base)``, in place."""
+        params = [self._params[n] for n in self._trainable]
+        grads = [p.grad for p in params]
+        with torch.no_grad():
+            diffs = torch._foreach_sub([p.detach() for p in params], [self._base[n] for n in self._trainable])
+            torch._foreach_add_(grads, diffs, alpha=self.config.fedprox_mu)
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         groups: dict[str, list[torch.nn.Parameter]] = {}
