@@ -1,0 +1,520 @@
+"""ExpertLearner: local training with FedProx, layer freezing and DP weight deltas (seeds 001, 002).
+
+The learner is synchronous and not thread-safe: the node calls every method
+from one worker thread (never from the event loop; a round takes
+milliseconds to a few hundred milliseconds of CPU). One cycle is::
+
+    learner.train_round()                  # local epochs against the last merged base
+    d = learner.delta()                    # share: (clipped, noised) current - base
+    ...                                    # the domain averages members' deltas (elsewhere)
+    learner.apply_average(avg, new_version=v + 1, contributors=ids, now=t)
+
+All weights are float32. Tensor names are the model's parameter names
+(``expert0.fc1.weight`` … ``gate.bias``). Frozen parameters (config
+``frozen`` name prefixes) are never trained and never appear in a delta;
+they change only through :meth:`ExpertLearner.set_weights` or
+:meth:`ExpertLearner.load_state`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from metamesh.errors import ConfigError
+
+from .data import NodeData
+from .history import MergeRecord, VersionHistory
+from .model import (
+    MixtureOfExperts,
+    check_tensors,
+    expert_of,
+    init_weights,
+    is_frozen,
+    momentum_state,
+    parse_momentum_state,
+)
+from .privacy import PrivacyConfig, RDPAccountant, add_noise, clip_update
+
+__all__ = ["DeltaUpdate", "ExpertConfig", "ExpertInsight", "ExpertLearner", "RoundReport"]
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpertConfig:
+    """How an :class:`ExpertLearner` learns. Raises ConfigError for out-of-range values.
+
+    ``seed`` drives shuffling and DP noise and should differ per node (the
+    noise is only as secret as the seed); ``init_seed`` drives the initial
+    weights and should be the same across a domain, so all members start
+    from one base. ``frozen`` holds parameter-name prefixes matched on
+    dot boundaries (``"expert0"`` freezes ``expert0.*``, ``"expert0.fc1"``
+    only that layer). The optimizer is SGD with ``momentum`` (the momentum
+    buffers survive merges and reset on :meth:`ExpertLearner.set_weights`);
+    ``lr`` is the starting rate of every expert and of the gate.
+    ``threads`` is passed to ``torch.set_num_threads``, which is
+    process-wide.
+    """
+
+    n_experts: int = 4
+    hidden: int = 32
+    lr: float = 0.1
+    momentum: float = 0.9
+    local_epochs: int = 2
+    batch_size: int = 64
+    fedprox_mu: float = 0.0
+    frozen: tuple[str, ...] = ()
+    privacy: PrivacyConfig | None = None
+    seed: int = 0
+    init_seed: int = 0
+    threads: int = 1
+    history_len: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("n_experts", "hidden", "local_epochs", "batch_size", "threads", "history_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.fedprox_mu) and self.fedprox_mu >= 0):
+            raise ConfigError(f"fedprox_mu must be >= 0, got {self.fedprox_mu}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if isinstance(self.frozen, str) or not all(isinstance(p, str) and p for p in self.frozen):
+            raise ConfigError(f"frozen must be a tuple of non-empty name prefixes, got {self.frozen!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundReport:
+    """What one :meth:`ExpertLearner.train_round` did."""
+
+    round: int
+    version: int
+    epochs: int
+    steps: int
+    samples: int
+    train_loss: float
+    heldout_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpertInsight:
+    """What the learner knows, without its data (seed 001's insight).
+
+    ``expert_loss[e]`` is the MSE over the training samples the gate routes
+    mainly (argmax) to expert ``e`` and ``expert_samples[e]`` their count; an
+    expert with no samples reports loss 0.0. ``metrics`` has ``train_loss``,
+    ``heldout_loss``, ``version`` and ``rounds``, plus ``epsilon`` when
+    privacy is on and epsilon is finite. Maps one-to-one onto the protocol's
+    ``Insight.of(expert_loss, expert_samples, avg_loss=…, total_samples=…, metrics=…)``.
+    """
+
+    expert_loss: Mapping[str, float]
+    expert_samples: Mapping[str, int]
+    avg_loss: float
+    total_samples: int
+    domain: str
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeltaUpdate:
+    """A shareable weight update: trainable tensors only, ``current - base``.
+
+    ``tensors`` are float32 and C-contiguous. With privacy on, the update
+    was clipped to global L2 norm ``clip_norm`` and noised with std
+    ``noise_multiplier * clip_norm``; otherwise both are None.
+    """
+
+    tensors: Mapping[str, np.ndarray]
+    base_version: int
+    samples: int
+    clip_norm: float | None = None
+    noise_multiplier: float | None = None
+
+
+def _check_data(data: NodeData) -> None:
+    x, y, xt, yt = data.x_train, data.y_train, data.x_test, data.y_test
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1 or y.shape != (x.shape[0],):
+        raise ConfigError(f"training data must be x (n, f) and y (n,) with n >= 1, got {x.shape} {y.shape}")
+    if xt.ndim != 2 or xt.shape[0] < 1 or xt.shape[1] != x.shape[1] or yt.shape != (xt.shape[0],):
+        raise ConfigError(
+            f"test data must be x (m, {x.shape[1]}) and y (m,) with m >= 1, got {xt.shape} {yt.shape}"
+        )
+    if not all(np.isfinite(a).all() for a in (x, y, xt, yt)):
+        raise ConfigError("data must hold finite numbers")
+
+
+class ExpertLearner:
+    """A mixture of experts trained on one node's data; see the module docstring for the cycle."""
+
+    def __init__(self, data: NodeData, config: ExpertConfig | None = None) -> None:
+        self.config = cfg = config if config is not None else ExpertConfig()
+        _check_data(data)
+        if torch.get_num_threads() != cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.data = data
+        self._x = torch.from_numpy(np.ascontiguousarray(data.x_train, dtype=np.float32))
+        self._y = torch.from_numpy(np.ascontiguousarray(data.y_train, dtype=np.float32))
+        self._xt = torch.from_numpy(np.ascontiguousarray(data.x_test, dtype=np.float32))
+        self._yt = torch.from_numpy(np.ascontiguousarray(data.y_test, dtype=np.float32))
+        self.model = MixtureOfExperts(data.n_features, cfg.n_experts, cfg.hidden)
+        init_weights(self.model, np.random.default_rng(cfg.init_seed))
+        self._params: dict[str, torch.nn.Parameter] = dict(self.model.named_parameters())
+        for prefix in cfg.frozen:
+            if not any(is_frozen(n, (prefix,)) for n in self._params):
+                raise ConfigError(f"frozen prefix {prefix!r} matches no parameter")
+        self._trainable = tuple(n for n in self._params if not is_frozen(n, cfg.frozen))
+        if not self._trainable:
+            raise ConfigError("frozen prefixes cover every parameter: nothing to train")
+        for name, p in self._params.items():
+            p.requires_grad_(name in self._trainable)
+        self._lrs = {g: cfg.lr for g in (*self.model.expert_names, "gate")}
+        self._optimizer = self._new_optimizer()
+        self._base = {n: p.detach().clone() for n, p in self._params.items()}
+        self._rng = np.random.default_rng(cfg.seed)
+        self._accountant = RDPAccountant()
+        self._history = VersionHistory(maxlen=cfg.history_len)
+        self._version = 0
+        self._rounds = 0
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def version(self) -> int:
+        """The version of the base: the last merged (or adopted) model."""
+        return self._version
+
+    @property
+    def rounds(self) -> int:
+        """How many training rounds this learner ran."""
+        return self._rounds
+
+    @property
+    def trainable(self) -> tuple[str, ...]:
+        """Names of the parameters that are trained and shared."""
+        return self._trainable
+
+    @property
+    def history(self) -> VersionHistory:
+        """The merge records (the learner's own object; do not modify)."""
+        return self._history
+
+    def epsilon(self) -> float:
+        """Epsilon spent so far at the configured delta; 0.0 with privacy off or before any delta."""
+        p = self.config.privacy
+        return 0.0 if p is None else self._accountant.epsilon(p.delta)
+
+    # ------------------------------------------------------------------ training
+
+    def train_round(self) -> RoundReport:
+        """Run ``local_epochs`` of minibatch SGD with momentum on the local data with the FedProx term.
+
+        The loss is ``MSE + mu/2 * ||w - w_base||²`` over trainable
+        parameters, ``w_base`` being the weights at the last merge. CPU-bound;
+        call it from a worker thread.
+        """
+        cfg = self.config
+        start = time.perf_counter()
+        self.model.train()
+        n = len(self._x)
+        steps, loss_sum, seen = 0, 0.0, 0
+        for epoch in range(cfg.local_epochs):
+            order = torch.from_numpy(self._rng.permutation(n))
+            for lo in range(0, n, cfg.batch_size):
+                idx = order[lo : lo + cfg.batch_size]
+                pred, _ = self.model(self._x[idx])
+                mse = torch.mean((pred - self._y[idx]) ** 2)
+                self._optimizer.zero_grad(set_to_none=True)
+                mse.backward()
+                if cfg.fedprox_mu > 0:
+                    self._add_prox_gradient()
+                self._optimizer.step()
+                steps += 1
+                if epoch == cfg.local_epochs - 1:
+                    loss_sum += float(mse.detach()) * len(idx)
+                    seen += len(idx)
+        self._rounds += 1
+        report = RoundReport(
+            round=self._rounds,
+            version=self._version,
+            epochs=cfg.local_epochs,
+            steps=steps,
+            samples=n,
+            train_loss=loss_sum / max(seen, 1),
+            heldout_loss=self.heldout_loss(),
+            seconds=time.perf_counter() - start,
+        )
+        log.debug(
+            "round %d: train %.4f heldout %.4f in %.3fs",
+            report.round,
+            report.train_loss,
+            report.heldout_loss,
+            report.seconds,
+        )
+        return report
+
+    def _add_prox_gradient(self) -> None:
+        """Add the gradient of ``mu/2 * ||w - w_base||²``, i.e. ``mu * (w - w_base)``, in place."""
+        params = [self._params[n] for n in self._trainable]
+        grads = [p.grad for p in params]
+        with torch.no_grad():
+            diffs = torch._foreach_sub([p.detach() for p in params], [self._base[n] for n in self._trainable])
+            torch._foreach_add_(grads, diffs, alpha=self.config.fedprox_mu)
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        groups: dict[str, list[torch.nn.Parameter]] = {}
+        for name in self._trainable:
+            groups.setdefault(expert_of(name), []).append(self._params[name])
+        return torch.optim.SGD(
+            [{"params": ps, "lr": self._lrs[g], "name": g} for g, ps in groups.items()],
+            momentum=self.config.momentum,
+            foreach=True,
+        )
+
+    def set_learning_rates(self, per_expert: Mapping[str, float]) -> None:
+        """Set the learning rate of experts (``expert0`` …) and of ``gate``, e.g. from meta-parameters.
+
+        Raises ValueError for an unknown name or a rate that is not a
+        positive finite number; nothing is changed then.
+        """
+        for name, lr in per_expert.items():
+            if name not in self._lrs:
+                raise ValueError(f"unknown learning-rate group {name!r}; known: {sorted(self._lrs)}")
+            if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+                raise ValueError(f"learning rate for {name!r} must be a positive number, got {lr!r}")
+        for name, lr in per_expert.items():
+            self._lrs[name] = float(lr)
+        for group in self._optimizer.param_groups:
+            group["lr"] = self._lrs[group["name"]]
+
+    # ------------------------------------------------------------------ evaluation
+
+    def heldout_loss(self) -> float:
+        """MSE of the current model on the held-out (whole-domain) test set."""
+        with torch.no_grad():
+            pred, _ = self.model(self._xt)
+            return float(torch.mean((pred - self._yt) ** 2))
+
+    def insight(self) -> ExpertInsight:
+        """Per-expert loss and routed sample counts on the training data, plus metrics."""
+        with torch.no_grad():
+            pred, gate = self.model(self._x)
+            err = ((pred - self._y) ** 2).numpy().astype(np.float64)
+            route = gate.argmax(dim=1).numpy()
+        loss: dict[str, float] = {}
+        count: dict[str, int] = {}
+        for k, name in enumerate(self.model.expert_names):
+            mask = route == k
+            count[name] = int(mask.sum())
+            loss[name] = float(err[mask].mean()) if count[name] else 0.0
+        avg = float(err.mean())
+        metrics = {
+            "train_loss": avg,
+            "heldout_loss": self.heldout_loss(),
+            "version": float(self._version),
+            "rounds": float(self._rounds),
+        }
+        eps = self.epsilon()
+        if self.config.privacy is not None and math.isfinite(eps):
+            metrics["epsilon"] = eps
+        return ExpertInsight(
+            expert_loss=loss,
+            expert_samples=count,
+            avg_loss=avg,
+            total_samples=len(self._x),
+            domain=self.data.domain,
+            metrics=metrics,
+        )
+
+    def affinity(self) -> dict[str, float]:
+        """Domain → share of this node's data (1.0 for its one domain with synthetic data)."""
+        return self.data.affinity()
+
+    # ------------------------------------------------------------------ sharing
+
+    def delta(self) -> DeltaUpdate:
+        """The trainable weights minus the base, clipped and noised when privacy is on.
+
+        Each call with privacy on is one release and is accounted (epsilon grows).
+        The local model is not changed.
+        """
+        with torch.no_grad():
+            raw = {n: (self._params[n] - self._base[n]).numpy().astype(np.float32) for n in self._trainable}
+        p = self.config.privacy
+        if p is None:
+            tensors = {k: np.ascontiguousarray(v) for k, v in raw.items()}
+            return DeltaUpdate(tensors=tensors, base_version=self._version, samples=len(self._x))
+        clipped, norm = clip_update(raw, p.clip_norm)
+        tensors = add_noise(clipped, p.noise_multiplier * p.clip_norm, self._rng)
+        self._accountant.step(p.noise_multiplier, sample_rate=p.sample_rate)
+        log.debug("delta norm %.4f clipped to %.4f; epsilon now %.3f", norm, p.clip_norm, self.epsilon())
+        return DeltaUpdate(
+            tensors=tensors,
+            base_version=self._version,
+            samples=len(self._x),
+            clip_norm=p.clip_norm,
+            noise_multiplier=p.noise_multiplier,
+        )
+
+    def apply_average(
+        self,
+        avg_delta: Mapping[str, np.ndarray],
+        *,
+        new_version: int,
+        contributors: Sequence[str],
+        now: float,
+    ) -> MergeRecord:
+        """Move the base by the domain's averaged delta; the model becomes the new base.
+
+        ``avg_delta`` must hold exactly the trainable tensors with their
+        shapes; ``new_version`` must exceed the current version. Local
+        training since the last merge is replaced by the average (it was
+        shared through :meth:`delta`). Raises ValueError, changing nothing,
+        on bad names, shapes, non-finite values or version.
+        """
+        if new_version <= self._version:
+            raise ValueError(f"new_version {new_version} must exceed the current version {self._version}")
+        checked = check_tensors(
+            self._params, avg_delta, allowed=self._trainable, exact=True, what="average delta"
+        )
+        before = self.heldout_loss()
+        with torch.no_grad():
+            for name, value in checked.items():
+                self._base[name] += value
+                self._params[name].copy_(self._base[name])
+        old = self._version
+        self._version = new_version
+        rec = MergeRecord(
+            version=new_version,
+            base_version=old,
+            contributors=tuple(contributors),
+            at=float(now),
+            loss_before=before,
+            loss_after=self.heldout_loss(),
+        )
+        self._history.record(rec)
+        log.info(
+            "merged v%d -> v%d from %d contributors: heldout %.4f -> %.4f",
+            old,
+            new_version,
+            len(rec.contributors),
+            rec.loss_before,
+            rec.loss_after,
+        )
+        return rec
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Copies of all current parameters (frozen ones included), float32."""
+        with torch.no_grad():
+            return {n: p.detach().numpy().astype(np.float32, copy=True) for n, p in self._params.items()}
+
+    def set_weights(
+        self, tensors: Mapping[str, np.ndarray], *, version: int | None = None, strict: bool = True
+    ) -> None:
+        """Adopt weights (a coordinator's initial weights, or a domain's model for a late joiner).
+
+        The given tensors become both the model and the base, and the
+        optimizer state is reset. With ``strict`` every parameter must be
+        given, otherwise any subset. ``version``, if given, becomes the base
+        version. Raises ValueError, changing nothing, on bad names, shapes
+        or non-finite values.
+        """
+        checked = check_tensors(self._params, tensors, allowed=self._params, exact=strict, what="weights")
+        if version is not None and version < 0:
+            raise ValueError(f"version must be >= 0, got {version}")
+        with torch.no_grad():
+            for name, value in checked.items():
+                self._params[name].copy_(value)
+                self._base[name] = value.clone()
+        self._optimizer = self._new_optimizer()
+        if version is not None:
+            self._version = version
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume: plain data whose leaves are numbers, strings, lists or numpy arrays.
+
+        Keys: ``format``, ``domain``, ``shape`` (features, experts, hidden),
+        ``weights``, ``base``, ``version``, ``rounds``, ``lrs``, ``rng``,
+        ``optimizer``, ``accountant``, ``history``. 128-bit RNG words are
+        stored as decimal strings so the state fits msgpack and JSON.
+        """
+        rng = self._rng.bit_generator.state
+        return {
+            "format": STATE_FORMAT,
+            "domain": self.data.domain,
+            "shape": [self.data.n_features, self.config.n_experts, self.config.hidden],
+            "weights": self.weights(),
+            "base": {n: t.numpy().astype(np.float32, copy=True) for n, t in self._base.items()},
+            "version": self._version,
+            "rounds": self._rounds,
+            "lrs": dict(self._lrs),
+            "rng": {
+                "bit_generator": rng["bit_generator"],
+                "state": str(rng["state"]["state"]),
+                "inc": str(rng["state"]["inc"]),
+                "has_uint32": int(rng["has_uint32"]),
+                "uinteger": int(rng["uinteger"]),
+            },
+            "optimizer": momentum_state(self._optimizer, self._params, self._trainable),
+            "accountant": self._accountant.to_dict(),
+            "history": self._history.to_dict(),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state` returned. Raises ValueError on a malformed or mismatched state."""
+        try:
+            if state["format"] != STATE_FORMAT:
+                raise ValueError(f"unsupported state format {state['format']!r}")
+            want = [self.data.n_features, self.config.n_experts, self.config.hidden]
+            if list(state["shape"]) != want:
+                raise ValueError(f"state is for model shape {state['shape']}, this learner is {want}")
+            names = tuple(self._params)
+            weights = check_tensors(
+                self._params, state["weights"], allowed=names, exact=True, what="state weights"
+            )
+            base = check_tensors(self._params, state["base"], allowed=names, exact=True, what="state base")
+            lrs = {str(k): float(v) for k, v in state["lrs"].items()}
+            if set(lrs) != set(self._lrs):
+                raise ValueError("state learning-rate groups do not match the model")
+            r = state["rng"]
+            rng = np.random.default_rng()
+            rng.bit_generator.state = {
+                "bit_generator": r["bit_generator"],
+                "state": {"state": int(r["state"]), "inc": int(r["inc"])},
+                "has_uint32": int(r["has_uint32"]),
+                "uinteger": int(r["uinteger"]),
+            }
+            accountant = RDPAccountant.from_dict(state["accountant"])
+            history = VersionHistory.from_dict(state["history"])
+            version, rounds = int(state["version"]), int(state["rounds"])
+            moments = parse_momentum_state(state.get("optimizer") or {}, self._params, self._trainable)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed learner state: {exc!r}") from exc
+        if state["domain"] != self.data.domain:
+            log.warning(
+                "restoring state of domain %r into a learner of domain %r", state["domain"], self.data.domain
+            )
+        with torch.no_grad():
+            for name, value in weights.items():
+                self._params[name].copy_(value)
+            self._base = base
+        self._lrs = lrs
+        self._optimizer = self._new_optimizer()
+        for name, moment in moments.items():
+            self._optimizer.state[self._params[name]] = moment
+        self._rng, self._accountant, self._history = rng, accountant, history
+        self._version, self._rounds = version, rounds

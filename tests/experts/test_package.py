@@ -1,0 +1,66 @@
+"""The experts package's public surface, and that its numpy parts never import torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import metamesh.node.experts as experts
+
+TORCH_FREE = [
+    "metamesh.node.experts",
+    "metamesh.node.experts.data",
+    "metamesh.node.experts.privacy",
+    "metamesh.node.experts.history",
+]
+LAZY = {"DeltaUpdate", "ExpertConfig", "ExpertInsight", "ExpertLearner", "RoundReport", "MixtureOfExperts"}
+
+
+def test_public_names_are_all() -> None:
+    helpers = {
+        "data",
+        "privacy",
+        "history",
+        "model",
+        "learner",
+        "annotations",
+        "importlib",
+        "TYPE_CHECKING",
+        "Any",
+    }
+    eager = {n for n in vars(experts) if not n.startswith("_")} - helpers
+    assert eager | LAZY == set(experts.__all__)
+    assert set(dir(experts)) >= LAZY
+
+
+def test_numpy_parts_never_import_torch() -> None:
+    code = (
+        "import sys\n"
+        f"for name in {TORCH_FREE!r}: __import__(name)\n"
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_numpy_parts_work_with_torch_blocked() -> None:
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is not installed on this device')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import metamesh.node.experts as e\n"
+        "d = e.make_node_data('medical', 0, n_train=8, n_test=8, seed=0)\n"
+        "a = e.RDPAccountant(); a.step(1.0)\n"
+        "assert a.epsilon(1e-5) > 0 and d.x_train.shape == (8, 8)\n"
+        "try:\n"
+        "    e.ExpertLearner\n"
+        "except ImportError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('ExpertLearner imported without torch')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], timeout=60, check=True)
