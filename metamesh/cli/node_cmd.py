@@ -75,11 +75,32 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--weights", help="prompts learner: question mix, e.g. math=0.4,art=0.4 (rest shared evenly)"
     )
-    p.add_argument("--episodes", type=int, help="prompts learner: stop asking after this many questions")
+    p.add_argument(
+        "--episodes", type=int, help="stop after this many questions (prompts) or rounds (experts)"
+    )
     p.add_argument(
         "--eval-every", type=int, help="prompts learner: evaluate on held-out questions this often"
     )
-    p.add_argument("--dataset", help="prompts learner: JSONL or CSV of question,answer,category")
+    p.add_argument(
+        "--dataset",
+        help="the learner's data: JSONL/CSV questions (prompts), CSV/NPZ features+target+domain (experts)",
+    )
+    x = p.add_argument_group("experts learner (needs torch: pip install 'metamesh[torch]')")
+    x.add_argument("--share-domain", help="exchange weights in this domain instead of the data's")
+    x.add_argument("--part", type=int, help="synthetic data: which region of the domain to sample")
+    x.add_argument("--regions", type=int, help="synthetic data: regions per domain (default 4)")
+    x.add_argument("--samples", type=int, help="synthetic data: training samples (default 128)")
+    x.add_argument("--experts", type=int, help="experts in the mixture (default 4)")
+    x.add_argument("--fedprox-mu", type=float, help="FedProx proximal weight (default 0: off)")
+    x.add_argument("--frozen", help="comma-separated parameter prefixes to neither train nor share")
+    x.add_argument("--dp-clip", type=float, help="clip each shared update to this L2 norm (0: off)")
+    x.add_argument("--dp-noise", type=float, help="Gaussian noise multiplier on the clipped update")
+    x.add_argument("--dp-delta", type=float, help="delta at which epsilon is reported (default 1e-5)")
+    x.add_argument(
+        "--aggregation",
+        choices=["fedavg", "trimmed_mean", "median", "krum"],
+        help="how peers' weights are combined (default fedavg)",
+    )
     p.add_argument("--domain-enter", type=float, help="join a domain above this affinity (default 0.05)")
     p.add_argument("--domain-exit", type=float, help="leave a domain below this affinity (default 0.02)")
     p.add_argument(
@@ -123,6 +144,17 @@ def run(args: argparse.Namespace) -> int:
             "episodes",
             "eval_every",
             "dataset",
+            "share_domain",
+            "part",
+            "regions",
+            "samples",
+            "experts",
+            "fedprox_mu",
+            "frozen",
+            "dp_clip",
+            "dp_noise",
+            "dp_delta",
+            "aggregation",
             "pace",
             "wait_peers",
             "domain_enter",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metamesh.deploy.local import LocalNode
+from metamesh.deploy.local import LocalNode, stop_all
 from metamesh.errors import MetameshError
 from metamesh.node.prompts.dataset import CATEGORIES
 
@@ -132,8 +132,7 @@ class PromptExperiment:
             for p in procs:
                 self._collect(p, result)
         finally:
-            for p in procs:
-                p.stop()
+            stop_all(procs)
         result.seconds = time.monotonic() - started
         return result
 

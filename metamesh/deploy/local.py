@@ -8,12 +8,13 @@ import selectors
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from metamesh.errors import MetameshError
 
-__all__ = ["LocalNode"]
+__all__ = ["LocalNode", "stop_all"]
 
 
 class LocalNode:
@@ -41,6 +42,10 @@ class LocalNode:
         return self.home.parent / f"{self.home.name}.log"
 
     def start(self, timeout: float = 30.0) -> LocalNode:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> LocalNode:
+        """Start the process without waiting: launch several, then :meth:`wait_ready` each."""
         self.home.parent.mkdir(parents=True, exist_ok=True)
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
@@ -61,7 +66,11 @@ class LocalNode:
             self.proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=log, env=os.environ.copy(), start_new_session=self.detach
             )
-        assert self.proc.stdout is not None
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> LocalNode:
+        """Read the node's ready line; kill it and raise MetameshError if none comes in time."""
+        assert self.proc is not None and self.proc.stdout is not None, "launch() first"
         with selectors.DefaultSelector() as sel:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
             ready = sel.select(timeout)
@@ -90,6 +99,11 @@ class LocalNode:
             self.proc.kill()
             self.proc.wait(10)
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting: stop several at once, then :meth:`stop` each to reap it."""
+        if self.proc is not None and self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL if it has not stopped within ``timeout``; always reaped."""
         if self.proc is None:
@@ -116,3 +130,11 @@ class LocalNode:
             except json.JSONDecodeError:
                 continue  # a line being written right now
         return out
+
+
+def stop_all(nodes: Sequence[LocalNode], timeout: float = 10.0) -> None:
+    """Stop nodes in parallel: SIGTERM to all first, then reap each (SIGKILL after ``timeout``)."""
+    for node in nodes:
+        node.terminate()
+    for node in nodes:
+        node.stop(timeout)

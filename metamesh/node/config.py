@@ -74,7 +74,7 @@ class NodeConfig:
     weights: str = ""
     """Prompt learner: category mix of the node's questions, e.g. ``math=0.4,art=0.4,history=0.2``."""
     episodes: int = 0
-    """Prompt learner: stop learning after this many questions (0: never)."""
+    """Stop learning after this many questions (prompts) or training rounds (experts); 0: never."""
     eval_every: int = 50
     eval_size: int = 20
     """Held-out questions per category for each evaluation."""
@@ -83,7 +83,30 @@ class NodeConfig:
     wait_peers: int = 0
     """Start learning once this many peers are alive (or after 30 s): a fair start for experiments."""
     dataset: str = ""
-    """Prompt learner: a JSONL or CSV file of questions (default: the built-in trivia set)."""
+    """The learner's own data: JSONL or CSV questions for prompts (default: the built-in trivia
+    set); CSV or NPZ features and targets for experts (default: a synthetic task of the domain)."""
+    share_domain: str = ""
+    """Experts learner: exchange weights in this domain instead of the data's (one name for
+    every node gives a single global average)."""
+    part: int = 0
+    """Experts learner, synthetic data: which region of the domain this node samples."""
+    regions: int = 4
+    """Experts learner, synthetic data: regions of the domain's input space; set it to the
+    number of nodes per domain when that is below 4, so together they cover the domain."""
+    samples: int = 128
+    """Experts learner, synthetic data: training samples of this node."""
+    experts: int = 4
+    fedprox_mu: float = 0.0
+    """Experts learner: FedProx proximal weight; > 0 keeps local training near the last merge."""
+    frozen: tuple[str, ...] = ()
+    """Experts learner: parameter-name prefixes neither trained nor shared, e.g. ``gate``."""
+    dp_clip: float = 0.0
+    """Experts learner: clip each shared update to this L2 norm (0: privacy off)."""
+    dp_noise: float = 0.0
+    """Experts learner: Gaussian noise std as a multiple of ``dp_clip``."""
+    dp_delta: float = 1e-5
+    aggregation: str = "fedavg"
+    """Experts learner: how peers' weights are combined: fedavg, trimmed_mean, median, krum."""
     status_port: int = 0
     """HTTP port for Prometheus metrics at /metrics; 0 turns it off, -1 picks a free port."""
     limits: Limits = field(default=LAN)
@@ -140,7 +163,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             raise ValueError(value)
         if name in ("home", "keys_dir"):
             return None if value in (None, "") else Path(str(value)).expanduser()
-        if name in ("seeds", "domains"):
+        if name == "aggregation" and str(value) not in ("fedavg", "trimmed_mean", "median", "krum"):
+            raise ValueError(value)
+        if name in ("seeds", "domains", "frozen"):
             if isinstance(value, str):
                 return tuple(v.strip() for v in value.split(",") if v.strip())
             return tuple(str(v) for v in value)

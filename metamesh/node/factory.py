@@ -11,7 +11,7 @@ from metamesh.node.learner import Learner
 
 __all__ = ["build_learner", "parse_weights"]
 
-LEARNERS = ("none", "prompts")
+LEARNERS = ("none", "prompts", "experts")
 
 
 def parse_weights(text: str, categories: list[str]) -> dict[str, float]:
@@ -40,6 +40,8 @@ def build_learner(config: NodeConfig) -> Learner | None:
         return None
     if name == "prompts":
         return _prompt_learner(config)
+    if name == "experts":
+        return _experts_learner(config)
     raise ConfigError(f"unknown learner {name!r}; choose from: {', '.join(LEARNERS)}")
 
 
@@ -71,4 +73,55 @@ def _prompt_learner(config: NodeConfig) -> Learner:
         eval_questions=held_out,
         eval_every=config.eval_every,
         max_episodes=config.episodes,
+    )
+
+
+def _experts_learner(config: NodeConfig) -> Learner:
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            "the experts learner needs torch: pip install 'metamesh[torch]' "
+            "(a node without torch can still relay its domain's messages with --learner none)"
+        ) from exc
+    from metamesh.node.experts.data import DOMAINS, load_user_data, make_node_data
+    from metamesh.node.experts.learner import ExpertConfig, ExpertLearner
+    from metamesh.node.experts.node_learner import ExpertNodeConfig, ExpertNodeLearner
+    from metamesh.node.experts.privacy import PrivacyConfig
+
+    if config.dataset:
+        data = load_user_data(config.dataset, seed=config.seed)
+    else:
+        domain = config.domains[0] if config.domains else DOMAINS[0]
+        data = make_node_data(
+            domain, config.part, n_train=config.samples, n_test=256, seed=0, regions=config.regions
+        )
+    privacy = None
+    if config.dp_clip > 0:
+        privacy = PrivacyConfig(
+            clip_norm=config.dp_clip, noise_multiplier=config.dp_noise, delta=config.dp_delta
+        )
+    elif config.dp_noise > 0:
+        raise ConfigError("--dp-noise needs --dp-clip: noise is a multiple of the clipping norm")
+    learner = ExpertLearner(
+        data,
+        ExpertConfig(
+            n_experts=config.experts,
+            fedprox_mu=config.fedprox_mu,
+            frozen=config.frozen,
+            privacy=privacy,
+            seed=config.seed,
+            init_seed=0,
+        ),
+    )
+    if config.arm == "random":
+        raise ConfigError("the experts learner has no random arm; use --arm federated or local")
+    return ExpertNodeLearner(
+        learner,
+        ExpertNodeConfig(
+            exchange_domain=config.share_domain or data.domain,
+            federated=config.arm == "federated",
+            rounds=config.episodes,
+            rule=config.aggregation,  # type: ignore[arg-type]
+        ),
     )

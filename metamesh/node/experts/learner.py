@@ -415,6 +415,10 @@ class ExpertLearner:
         )
         return rec
 
+    def base_weights(self) -> dict[str, np.ndarray]:
+        """Copies of the trainable parameters as of the last merge (the base deltas are taken against)."""
+        return {n: self._base[n].numpy().astype(np.float32, copy=True) for n in self._trainable}
+
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of all current parameters (frozen ones included), float32."""
         with torch.no_grad():

@@ -1,0 +1,227 @@
+"""The experts experiment (seeds 001, 002) with real node processes on this machine.
+
+Nodes of several domains train small mixtures of experts on private,
+non-IID synthetic data (each node sees one region of its domain's input
+space; each domain has its own function) and are scored on held-out data
+of their whole domain. Arms on the same data and seeds:
+
+* ``local``: each node trains alone;
+* ``domain``: nodes average weights with the peers of their domain (gossip);
+* ``global``: every node averages with every other, across domains (one
+  global model, as a single FedAvg server would build);
+* ``private``: ``domain`` with clipped, noised updates (differential privacy),
+  run when a clipping norm is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metamesh.deploy.local import LocalNode, stop_all
+from metamesh.errors import MetameshError
+
+__all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "render_table", "write_plot"]
+
+log = logging.getLogger(__name__)
+
+ARMS = ("local", "domain", "global", "private")
+DOMAINS = ("economic", "medical", "technology")
+GLOBAL_NAME = "everyone"
+
+
+@dataclass(slots=True)
+class ExpertsArm:
+    arm: str
+    loss: dict[str, float] = field(default_factory=dict)
+    domain_of: dict[str, str] = field(default_factory=dict)
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    epsilon: float | None = None
+    seconds: float = 0.0
+
+    @property
+    def mean(self) -> float:
+        return sum(self.loss.values()) / len(self.loss) if self.loss else float("nan")
+
+    def domain_mean(self, domain: str) -> float:
+        values = [v for n, v in self.loss.items() if self.domain_of[n] == domain]
+        return sum(values) / len(values) if values else float("nan")
+
+
+@dataclass(slots=True, kw_only=True)
+class ExpertsExperiment:
+    root: Path
+    domains: Sequence[str] = DOMAINS
+    per_domain: int = 4
+    rounds: int = 10
+    samples: int = 128
+    pace: float = 0.3
+    seed: int = 0
+    arms: Sequence[str] = ("local", "domain", "global")
+    dp_clip: float = 0.1
+    dp_noise: float = 1.0
+    timeout: float = 300.0
+    progress: Callable[[str], None] | None = None
+
+    def run(self) -> list[ExpertsArm]:
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        return [self._run_arm(arm) for arm in self.arms]
+
+    def _args(self, arm: str, domain: str, part: int) -> list[str]:
+        args = [
+            "--profile",
+            "local",
+            "--name",
+            f"{arm[:3]}-{domain[:3]}{part}",
+            "--learner",
+            "experts",
+            "--domain",
+            domain,
+            "--part",
+            str(part),
+            "--regions",
+            str(min(self.per_domain, 4)),
+            "--samples",
+            str(self.samples),
+            "--episodes",
+            str(self.rounds),
+            "--pace",
+            str(self.pace),
+            "--seed-value",
+            str(self.seed * 1000 + DOMAINS.index(domain) * 100 + part if domain in DOMAINS else part),
+            "--arm",
+            "local" if arm == "local" else "federated",
+        ]
+        if arm == "global":
+            args += ["--share-domain", GLOBAL_NAME, "--domain", GLOBAL_NAME]
+        if arm == "private":
+            args += ["--dp-clip", str(self.dp_clip), "--dp-noise", str(self.dp_noise)]
+        return args
+
+    def _run_arm(self, arm: str) -> ExpertsArm:
+        started = time.monotonic()
+        procs: list[LocalNode] = []
+        domain_of: dict[str, str] = {}
+        total = len(self.domains) * self.per_domain
+        # Node 0's ROUTER port is chosen up front so every node can start at once: each imports
+        # torch, seconds apiece on a small machine, and they would otherwise wait for node 0.
+        seed_port = free_tcp_port()
+        try:
+            for domain in self.domains:
+                for part in range(self.per_domain):
+                    args = self._args(arm, domain, part)
+                    if arm != "local":
+                        args += ["--wait-peers", str(total - 1)]
+                        if procs:
+                            args += ["--seed", f"tcp://127.0.0.1:{seed_port}"]
+                        else:
+                            args += ["--router-port", str(seed_port)]
+                    procs.append(LocalNode(self.root / arm / f"{domain}-{part}", args).launch())
+            homes = [d for d in self.domains for _ in range(self.per_domain)]
+            for node, domain in zip(procs, homes, strict=True):
+                node.wait_ready(90.0)
+                domain_of[node.id] = domain
+            deadline = time.monotonic() + self.timeout
+            while True:
+                events = {p.id: p.events() for p in procs}
+                self._report(arm, events)
+                if all(any(e["event"] == "done" for e in ev) for ev in events.values()):
+                    break
+                dead = [p.id for p in procs if not p.alive()]
+                if dead:
+                    raise MetameshError(f"{arm}: node(s) {', '.join(dead)} exited; see {self.root / arm}")
+                if time.monotonic() > deadline:
+                    raise MetameshError(f"{arm}: not finished within {self.timeout:.0f} s")
+                time.sleep(0.25)
+            result = ExpertsArm(arm, domain_of=domain_of)
+            for p in procs:
+                self._collect(p, result)
+        finally:
+            stop_all(procs)
+        result.seconds = time.monotonic() - started
+        return result
+
+    @staticmethod
+    def _collect(node: LocalNode, result: ExpertsArm) -> None:
+        events = node.events()
+        done = next(e for e in events if e["event"] == "done")
+        result.loss[node.id] = float(done["heldout_loss"])
+        result.curves[node.id] = [
+            (int(e["round"]), float(e["heldout_loss"])) for e in events if e["event"] == "round"
+        ]
+        if "epsilon" in done:
+            result.epsilon = float(done["epsilon"])
+
+    def _report(self, arm: str, events: dict[str, list[dict[str, Any]]]) -> None:
+        if self.progress is None:
+            return
+        rounds, losses = [], []
+        for ev in events.values():
+            last = next((e for e in reversed(ev) if e["event"] == "round"), None)
+            rounds.append(int(last["round"]) if last else 0)
+            if last:
+                losses.append(float(last["heldout_loss"]))
+        loss = f"{sum(losses) / len(losses):.3f}" if losses else "-"
+        self.progress(
+            f"{arm:<8} {len(events)} nodes, rounds {min(rounds)}-{max(rounds)} of {self.rounds}, "
+            f"mean held-out loss {loss}"
+        )
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` right now (the kernel's pick); another process could take it first."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def render_table(results: Sequence[ExpertsArm], domains: Sequence[str] = DOMAINS) -> str:
+    """Mean held-out MSE per domain and overall, and each arm's ratio to training alone."""
+    local = next((r for r in results if r.arm == "local"), None)
+    header = (
+        f"{'arm':<9}" + "".join(f"{d:>12}" for d in domains) + f"{'mean':>9}{'vs local':>10}{'epsilon':>9}"
+    )
+    lines = [header]
+    for r in results:
+        row = f"{r.arm:<9}" + "".join(f"{r.domain_mean(d):>12.3f}" for d in domains) + f"{r.mean:>9.3f}"
+        row += f"{r.mean / local.mean:>10.2f}" if local is not None and local.mean > 0 else f"{'':>10}"
+        row += f"{r.epsilon:>9.1f}" if r.epsilon is not None else f"{'-':>9}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def write_plot(results: Sequence[ExpertsArm], path: Path) -> bool:
+    """Mean held-out loss over rounds per arm as a PNG; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    colors = {"local": "#e08a2c", "domain": "#2c7be0", "global": "#999999", "private": "#6a3d9a"}
+    for r in results:
+        rounds = sorted({rnd for c in r.curves.values() for rnd, _ in c})
+        mean = [
+            sum(dict(c).get(rnd, float("nan")) for c in r.curves.values()) / len(r.curves) for rnd in rounds
+        ]
+        ax.plot(rounds, mean, marker="o", label=f"{r.arm} ({r.mean:.3f})", color=colors.get(r.arm))
+    ax.set_xlabel("training rounds per node")
+    ax.set_ylabel("held-out MSE on the node's whole domain")
+    ax.set_yscale("log")
+    ax.set_title("Experts: local vs domain gossip vs one global average")
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True

@@ -1,0 +1,328 @@
+"""The experts learner as a node sees it: train, share an offset, average the domain's offsets.
+
+Decentralised FedAvg without a shared round clock. Every member of a domain
+starts from the same initial weights ``w0`` (``init_seed``, or a
+coordinator's initial weights), which are version ``base_version`` of the
+domain. After each local round a node publishes its model as an *offset
+from w0*: ``(base - w0) + delta``, where ``delta`` is the learner's
+(clipped, noised) update since its last merge. Offsets from one ``w0`` can be
+averaged by anyone, whatever each member merged before, so nodes never need
+to agree on a round or on each other's bases, and a late joiner or a node
+that missed messages is pulled to the domain's model by its next merge.
+
+Privacy: ``base - w0`` is a function of offsets already published, so
+adding it to the noised delta is post-processing, and every round costs
+exactly one accounted release, as in DP-FedAvg.
+
+The merge after each round is ``base := w0 + aggregate(own, peers)``, with
+the node's own (un-noised) offset and the freshest offset of each domain
+peer, older ones discounted by staleness (rounds of this node since the
+offset arrived) and dropped after ``max_staleness``. The aggregation rule,
+the outlier norm bound and the discount come from
+:mod:`metamesh.gossip.merge.delta`. A node that has not trained yet and
+already holds peers' offsets (from the snapshot it gets on joining) adopts
+their average first: a late joiner starts from the domain's model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from metamesh.gossip.merge.delta import Rule, Update, aggregate
+from metamesh.protocol import Body, Delta, Insight, Meta
+
+from .learner import ExpertLearner
+
+__all__ = ["MODEL_NAME", "ExpertNodeConfig", "ExpertNodeLearner"]
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "experts"
+MAX_SAMPLES = 1 << 40
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpertNodeConfig:
+    """How the experts learner federates.
+
+    ``exchange_domain`` is where offsets are published and accepted (the
+    data's domain by default; one name for every node gives a single global
+    average). ``federated=False`` trains alone and publishes insights only.
+    ``rounds`` stops training after that many rounds (0: never).
+    """
+
+    exchange_domain: str
+    federated: bool = True
+    rounds: int = 0
+    rule: Rule = "fedavg"
+    norm_factor: float | None = 3.0
+    staleness_decay: float = 0.5
+    max_staleness: int = 4
+
+
+@dataclass(slots=True)
+class _PeerOffset:
+    tensors: Mapping[str, np.ndarray]
+    samples: int
+    arrived: int  # this node's round count when it arrived
+
+
+class ExpertNodeLearner:
+    """Plugs an :class:`ExpertLearner` into a node (the ``Learner`` protocol)."""
+
+    name = MODEL_NAME
+
+    def __init__(self, learner: ExpertLearner, config: ExpertNodeConfig) -> None:
+        self.learner = learner
+        self.config = config
+        self._w0 = {n: w for n, w in learner.weights().items() if n in learner.trainable}
+        self._w0_version = 0
+        self._shapes = {n: w.shape for n, w in self._w0.items()}
+        self._peers: dict[str, _PeerOffset] = {}
+        self._pending: list[tuple[str, Body]] = []
+        self._events: list[tuple[str, dict[str, Any]]] = []
+        self.rejected: Counter[str] = Counter()
+        self.peer_insights: dict[str, float] = {}
+        self.done = False
+        self.merges = 0
+        self._last = {"heldout_loss": learner.heldout_loss(), "train_loss": math.nan}
+
+    # -- the Learner protocol ------------------------------------------------
+
+    async def step(self) -> None:
+        if self.done:
+            await asyncio.sleep(0.1)  # finished: keep gossiping, stop training
+            return
+        peers = self._fresh_peers()
+        if self.config.federated and self.learner.rounds == 0 and peers:
+            await asyncio.to_thread(self._adopt, peers)
+        report = await asyncio.to_thread(self.learner.train_round)
+        offset = await asyncio.to_thread(self._shared_offset) if self.config.federated else None
+        merged_from: list[str] = []
+        if self.config.federated and peers:
+            merged_from = await asyncio.to_thread(self._merge, peers)
+        insight = self.learner.insight()
+        self._last = {"heldout_loss": insight.metrics["heldout_loss"], "train_loss": report.train_loss}
+        self._pending.append((self.learner.data.domain, self._insight_body(insight, self.learner.rounds)))
+        if offset is not None:
+            self._pending.append((self.config.exchange_domain, offset))
+        fields: dict[str, Any] = {
+            "round": self.learner.rounds,
+            "version": self.learner.version,
+            "train_loss": round(report.train_loss, 5),
+            "heldout_loss": round(self._last["heldout_loss"], 5),
+            "merged": len(merged_from),
+            "seconds": round(report.seconds, 4),
+        }
+        if self.learner.config.privacy is not None:
+            fields["epsilon"] = round(self.learner.epsilon(), 4)
+        self._events.append(("round", fields))
+        if self.config.rounds and self.learner.rounds >= self.config.rounds:
+            self.done = True
+            self._events.append(("done", {**fields, "rejected": dict(self.rejected)}))
+
+    def share(self) -> list[tuple[str, Body]]:
+        out, self._pending = self._pending, []
+        return out
+
+    def merge(self, sender: str, domain: str, body: Body) -> None:
+        if isinstance(body, Insight):
+            self.peer_insights[sender] = body.avg_loss
+            return
+        if not isinstance(body, Delta) or not self.config.federated:
+            return
+        problem = self._check(domain, body)
+        if problem:
+            self.rejected[problem] += 1
+            log.debug("offset from %s rejected: %s", sender, problem)
+            return
+        self._peers[sender] = _PeerOffset(body.tensors, body.samples, self.learner.rounds)
+
+    def apply_meta(self, meta: Meta) -> None:
+        """Per-expert learning rates: params ``lr.expert0`` … ``lr.gate`` for this domain or all."""
+        if meta.target not in ("", self.learner.data.domain):
+            return
+        rates = {k[3:]: v for k, v in meta.params.items() if k.startswith("lr.")}
+        if rates:
+            try:
+                self.learner.set_learning_rates(rates)
+            except ValueError as exc:
+                self.rejected["meta"] += 1
+                log.warning("meta-parameters v%d not applied: %s", meta.version, exc)
+                return
+            self._events.append(("meta_applied", {"version": meta.version, "lrs": dict(rates)}))
+
+    def affinity(self) -> Mapping[str, float]:
+        shares = dict(self.learner.affinity())
+        if self.config.exchange_domain not in shares:
+            shares[self.config.exchange_domain] = 1.0
+        return shares
+
+    def summary(self) -> Mapping[str, float]:
+        out = {
+            "rounds": float(self.learner.rounds),
+            "episodes": float(self.learner.rounds),
+            "version": float(self.learner.version),
+            "heldout_loss": round(self._last["heldout_loss"], 5),
+            "peers": float(len(self._peers)),
+            "merges": float(self.merges),
+            "rejected": float(sum(self.rejected.values())),
+            "done": float(self.done),
+        }
+        if self.learner.config.privacy is not None:
+            eps = self.learner.epsilon()
+            if math.isfinite(eps):
+                out["epsilon"] = round(eps, 4)
+        return out
+
+    def drain_events(self) -> list[tuple[str, dict[str, Any]]]:
+        out, self._events = self._events, []
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "learner": self.learner.state(),
+            "w0": dict(self._w0),
+            "w0_version": self._w0_version,
+            "merges": self.merges,
+            "done": self.done,
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        try:
+            w0 = {str(k): np.asarray(v, dtype=np.float32) for k, v in state["w0"].items()}
+            if {k: v.shape for k, v in w0.items()} != self._shapes:
+                raise ValueError("initial weights do not match the model")
+            self.learner.load_state(state["learner"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("experts checkpoint not restored (%s); starting fresh", exc)
+            return
+        self._w0, self._w0_version = w0, int(state.get("w0_version", 0))
+        self.merges = int(state.get("merges", 0))
+        self.done = bool(state.get("done", False)) and bool(self.config.rounds)
+        self._last["heldout_loss"] = self.learner.heldout_loss()
+
+    # -- internals -------------------------------------------------------------
+
+    def _check(self, domain: str, body: Delta) -> str:
+        if domain != self.config.exchange_domain:
+            return "other_domain"
+        if body.model != MODEL_NAME:
+            return "other_model"
+        if body.base_version != self._w0_version:
+            return "other_base"
+        if not 0 < body.samples <= MAX_SAMPLES:
+            return "bad_samples"
+        if body.tensors.keys() != self._shapes.keys():
+            return "tensor_names"
+        for name, array in body.tensors.items():
+            if array.dtype != np.float32 or array.shape != self._shapes[name]:
+                return "tensor_shape"
+        return ""
+
+    def _fresh_peers(self) -> dict[str, _PeerOffset]:
+        now = self.learner.rounds
+        for sender in [s for s, p in self._peers.items() if now - p.arrived > self.config.max_staleness]:
+            del self._peers[sender]
+        return dict(self._peers)
+
+    def _own_offset(self) -> dict[str, np.ndarray]:
+        weights = self.learner.weights()
+        return {n: weights[n] - w0 for n, w0 in self._w0.items()}
+
+    def _shared_offset(self) -> Delta:
+        """``(base - w0) + delta``: the learner's (private) delta on top of the already public base."""
+        delta = self.learner.delta()
+        base_offset = self._base_offset()
+        tensors = {
+            n: np.ascontiguousarray(base_offset[n] + delta.tensors[n], dtype=np.float32) for n in self._w0
+        }
+        return Delta(
+            model=MODEL_NAME,
+            tensors=tensors,
+            base_version=self._w0_version,
+            samples=delta.samples,
+            round=self.learner.rounds,
+            clip_norm=delta.clip_norm,
+            noise_multiplier=delta.noise_multiplier,
+        )
+
+    def _base_offset(self) -> dict[str, np.ndarray]:
+        base = self.learner.base_weights()
+        return {n: base[n] - w0 for n, w0 in self._w0.items()}
+
+    def _updates(self, peers: Mapping[str, _PeerOffset]) -> tuple[list[str], list[Update]]:
+        now = self.learner.rounds
+        names = list(peers)
+        updates = [Update(p.tensors, p.samples, float(max(now - p.arrived, 0))) for p in peers.values()]
+        return names, updates
+
+    def _merge(self, peers: Mapping[str, _PeerOffset]) -> list[str]:
+        names, updates = self._updates(peers)
+        own = Update(self._own_offset(), len(self.learner.data.y_train))
+        result = aggregate(
+            [own, *updates],
+            self.config.rule,
+            norm_factor=self.config.norm_factor,
+            staleness_decay=self.config.staleness_decay,
+        )
+        for index, reason in result.rejected:
+            if index > 0:
+                self.rejected[reason.value] += 1
+        used = [names[i - 1] for i in result.used if i > 0]
+        self._move_base(result.tensors, used)
+        return used
+
+    def _adopt(self, peers: Mapping[str, _PeerOffset]) -> None:
+        names, updates = self._updates(peers)
+        result = aggregate(
+            updates,
+            self.config.rule,
+            norm_factor=self.config.norm_factor,
+            staleness_decay=self.config.staleness_decay,
+        )
+        used = [names[i] for i in result.used]
+        self._move_base(result.tensors, used)
+        self._events.append(
+            ("adopted", {"from": used, "heldout_loss": round(self.learner.heldout_loss(), 5)})
+        )
+
+    def _move_base(self, offset: Mapping[str, np.ndarray], contributors: list[str]) -> None:
+        """Make ``w0 + offset`` the learner's new base and model."""
+        base_offset = self._base_offset()
+        step = {n: np.asarray(offset[n] - base_offset[n], dtype=np.float32) for n in self._w0}
+        record = self.learner.apply_average(
+            step, new_version=self.learner.version + 1, contributors=contributors, now=time.time()
+        )
+        self.merges += 1
+        self._events.append(
+            (
+                "merge",
+                {
+                    "version": record.version,
+                    "from": list(record.contributors),
+                    "loss_before": round(record.loss_before, 5),
+                    "loss_after": round(record.loss_after, 5),
+                },
+            )
+        )
+
+    @staticmethod
+    def _insight_body(insight: Any, round_: int) -> Insight:
+        return Insight.of(
+            dict(insight.expert_loss),
+            dict(insight.expert_samples),
+            avg_loss=insight.avg_loss,
+            total_samples=insight.total_samples,
+            round=round_,
+            metrics=dict(insight.metrics),
+        )
