@@ -134,6 +134,7 @@ class Node:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._peer_joined = asyncio.Event()
+        self._caught_up = asyncio.Event()  # the first snapshot from a seed arrived (or failed)
         self._stopped = False
         self._started_at = 0.0
         self._dealers: dict[str, tuple[zmq.asyncio.Socket, asyncio.Lock]] = {}
@@ -710,6 +711,7 @@ class Node:
             replies = await self.request(router, SnapshotRequest(tuple(sorted(self.domains))), timeout=10.0)
         except (TimeoutError, TransportError) as exc:
             log.warning("snapshot from %s failed: %s", router, exc)
+            self._caught_up.set()
             return
         applied = 0
         for env in replies:
@@ -719,12 +721,17 @@ class Node:
             if env.sender != self.id:
                 self._dispatch(env)
                 applied += 1
+        self._caught_up.set()
 
     # -- learning --------------------------------------------------------------
 
     async def _learn_loop(self) -> None:
         assert self.learner is not None
         drain = getattr(self.learner, "drain_events", None)
+        if self.config.seeds:
+            # Learn from what the network already knows: a late joiner starts from its domain's state.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._caught_up.wait(), 15.0)
         if self.config.wait_peers:
             deadline = time.monotonic() + 30.0
             while len(self.membership.alive()) < self.config.wait_peers and time.monotonic() < deadline:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -26,8 +25,8 @@ ROUNDS = 8
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
     out = tmp_path_factory.mktemp("experts")
-    cmd = [sys.executable, "-m", "metamesh", "experiment", "experts", "--per-domain", "2",
-           "--rounds", str(ROUNDS), "--pace", "0.2", "--out", str(out), "--domains", "economic,technology"]  # fmt: skip
+    cmd = [sys.executable, "-m", "metamesh", "experiment", "experts", "--per-domain", "2", "--rounds",
+           str(ROUNDS), "--pace", "0.2", "--out", str(out), "--domains", "economic,technology"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "vs local" in proc.stdout and "epsilon" in proc.stdout
