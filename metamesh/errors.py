@@ -55,6 +55,7 @@ class Reason(StrEnum):
     NON_FINITE = "non_finite"
     BAD_SIGNATURE = "bad_signature"
     UNKNOWN_AUTHOR = "unknown_author"
+    DUPLICATE = "duplicate"
     REPLAYED = "replayed"
     STALE = "stale"
     FUTURE = "future"

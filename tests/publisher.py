@@ -1,6 +1,7 @@
 """A node process that publishes a fixed Q-table and insight, for snapshot tests.
 
-Run: python -m tests.publisher HOME SEED DOMAIN. Prints "published" once it has
+Run: python -m tests.publisher HOME SEED DOMAIN [sparse] [big]. With ``big`` it also
+publishes a 400 KB delta, which peers relay by ``ihave``. Prints "published" once it has
 a peer, then republishes every 0.2 s (at most 300 times) until SIGTERM.
 """
 
@@ -15,12 +16,12 @@ import numpy as np
 
 from metamesh.node.config import load_config
 from metamesh.node.runtime import Node
-from metamesh.protocol import Insight, QTable
+from metamesh.protocol import Delta, Insight, QTable
 
 
 async def main(home: str, seed: str, domain: str) -> None:
     overrides: dict[str, object] = {"home": home, "seeds": [seed], "domains": [domain], "name": "pub"}
-    if len(sys.argv) > 4 and sys.argv[4] == "sparse":
+    if "sparse" in sys.argv[4:]:
         overrides.update(mesh_d=1, mesh_d_lo=1, mesh_d_hi=2)
     config = load_config(profile="local", overrides=overrides)
     async with Node(config) as node:
@@ -37,6 +38,8 @@ async def main(home: str, seed: str, domain: str) -> None:
         for _ in range(300):
             node.publish(domain, QTable(("s0", "s1"), ("a", "b", "c"), values, np.ones((2, 3)), 7))
             node.publish(domain, Insight(["e0"], [0.25], [10], 0.25, 10, 1))
+            if "big" in sys.argv[4:]:
+                node.publish(domain, Delta("bench", {"w": np.ones(100_000, np.float32)}, 0, 10))
             try:
                 await asyncio.wait_for(node.wait_stopped(), 0.2)
                 break

@@ -66,6 +66,9 @@ class NodeConfig:
     mesh_d_lo: int = 4
     mesh_d_hi: int = 12
     prune_backoff: float = 60.0
+    lazy_relay_bytes: int = 65_536
+    """Relay learner messages larger than this by an ``ihave`` announcement that peers lacking
+    the message fetch from, instead of forwarding the bytes (0: always forward the bytes)."""
     learner: str = "none"
     llm: str = "sim"
     seed: int = 0

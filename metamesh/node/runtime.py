@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ import zmq
 import zmq.asyncio
 
 from metamesh import __version__
-from metamesh.errors import LLMError, ProtocolError, StateError, TransportError
+from metamesh.errors import LLMError, ProtocolError, Reason, StateError, TransportError
 from metamesh.gossip.beacon import Beacon
 from metamesh.gossip.dedup import SeenCache
 from metamesh.gossip.hysteresis import DomainMembership
@@ -44,6 +45,7 @@ from metamesh.protocol import (
     Graft,
     Heartbeat,
     Hello,
+    IHave,
     Meta,
     PeerAddr,
     Prune,
@@ -64,6 +66,8 @@ log = logging.getLogger(__name__)
 #: Kinds whose latest message per sender is kept for late joiners and merged by learners.
 STATE_KINDS = frozenset({"qtable", "delta", "insight", "prompt"})
 DRAIN_BATCH = 512
+#: How long a node waits for the direct copy of a message announced by ``ihave`` before fetching it.
+LAZY_FETCH_DELAY = 0.05
 STOP_TIMEOUT = 5.0
 
 
@@ -82,6 +86,9 @@ class _Latest:
     seq: int
     domain: str
     frames: tuple[Any, ...] = field(repr=False)
+
+
+_NO_LATEST = _Latest(-1, "", ())
 
 
 class Node:
@@ -131,6 +138,7 @@ class Node:
         self.meta: Meta | None = None
         self._meta_frames: tuple[Any, ...] = ()
         self._seen = SeenCache(capacity=65_536, ttl=300.0)
+        self._fetching: set[tuple[str, int]] = set()  # announced by ihave, being fetched
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._peer_joined = asyncio.Event()
@@ -364,27 +372,75 @@ class Node:
     async def _router_loop(self) -> None:
         await self._drain(self._router, self._router_raw, self._on_request)
 
-    def _decode(self, frames: Sequence[Any]) -> Envelope | None:
+    def _decode(
+        self, frames: Sequence[Any], skip: Callable[[str, int], bool] | None = None
+    ) -> Envelope | None:
         try:
-            return decode(frames, self.config.limits)
+            return decode(frames, self.config.limits, skip=skip)
         except ProtocolError as exc:
+            if exc.reason is Reason.DUPLICATE:
+                self.counters.dropped["duplicate"] += 1
+                return None
             self.counters.reject(exc.reason.value)
             log.debug("rejected a message: %s", exc)
             return None
 
+    def _known(self, sender: str, seq: int) -> bool:
+        """Our own message come back, or one already delivered: not worth reading its arrays."""
+        return sender == self.id or (sender, seq) in self._seen
+
     def _on_published(self, frames: list[Any]) -> None:
-        self.counters.bytes_received += sum(f.buffer.nbytes for f in frames)
-        env = self._decode(frames)
-        if env is None or env.sender == self.id:
-            return
+        size = sum(f.buffer.nbytes for f in frames)
+        self.counters.bytes_received += size
+        env = self._decode(frames, self._known)
+        if env is not None:
+            self._accept(env, env.hops, size)
+
+    def _accept(self, env: Envelope, hops: int, size: int) -> None:
+        """Deliver a message once, relaying it on: eagerly when small, by ``ihave`` when large."""
         if not self._seen.check_and_add(env.id, time.monotonic()):
             self.counters.dropped["duplicate"] += 1
             return
         self.counters.received[env.kind] += 1
-        if env.hops > 0 and env.kind != "bye":
+        lazy = env.kind in STATE_KINDS and 0 < self.config.lazy_relay_bytes < size
+        if hops > 0 and env.kind != "bye" and not lazy:
             self._pub_raw.send_multipart(relay_frames(env), copy=False)
             self.counters.relayed[env.kind] += 1
         self._dispatch(env)
+        if hops > 0 and lazy and self.latest.get((env.sender, env.kind), _NO_LATEST).seq == env.seq:
+            # Peers linked to the author have it already; the others fetch it from us (gossipsub's
+            # IHAVE/IWANT), so a large delta crosses each link about once instead of once per relay.
+            self.publish(env.domain, IHave(env.sender, env.seq, env.kind, hops - 1), hops=0)
+            self.counters.relayed[env.kind] += 1
+
+    def _on_ihave(self, announcer: str, domain: str, body: IHave) -> None:
+        key = (body.origin, body.seq)
+        latest = self.latest.get((body.origin, body.kind))
+        if body.origin == self.id or key in self._seen or (latest is not None and latest.seq >= body.seq):
+            return
+        record = self.peers.get(announcer)
+        if key in self._fetching or record is None or body.kind not in STATE_KINDS:
+            return
+        self._fetching.add(key)
+        self._spawn(self._fetch_announced(record.addr, domain, body), "fetch")
+
+    async def _fetch_announced(self, announcer: PeerAddr, domain: str, body: IHave) -> None:
+        key = (body.origin, body.seq)
+        try:
+            await asyncio.sleep(LAZY_FETCH_DELAY)  # the direct copy is usually on its way
+            if key in self._seen:
+                return
+            request = SnapshotRequest((domain,), (body.origin,))
+            replies = await self.request(announcer.router, request, timeout=5.0, peer_id=announcer.id)
+        except (TimeoutError, TransportError) as exc:
+            log.debug("fetching %s#%d from %s failed: %s", *key, announcer.id, exc)
+            return
+        finally:
+            self._fetching.discard(key)
+        for env in replies:
+            if not isinstance(env.body, Snapshot) and env.sender != self.id:
+                self.counters.received["fetched"] += 1
+                self._accept(env, body.hops, sum(memoryview(f).nbytes for f in env.raw))
 
     def _dispatch(self, env: Envelope) -> None:
         body = env.body
@@ -400,6 +456,8 @@ class Node:
                     self.events.write("peer", peer=env.sender, old=_state_name(transition.old), new="left")
                 self.meshes.forget(env.sender)
                 self._reconcile()
+            case IHave():
+                self._on_ihave(env.sender, env.domain, body)
             case Meta():
                 if self.meta is None or body.version > self.meta.version:
                     self.meta = body
@@ -665,8 +723,8 @@ class Node:
                 self._reply(identity, env, self._hello())
             case StatusRequest():
                 self._reply(identity, env, Status(self.status()))
-            case SnapshotRequest(domains=domains):
-                self._send_snapshot(identity, env, set(domains))
+            case SnapshotRequest(domains=domains, senders=senders):
+                self._send_snapshot(identity, env, set(domains), set(senders))
             case Graft():
                 now = time.monotonic()
                 if env.sender in self.peers and self.meshes.on_graft(env.domain, env.sender, now):
@@ -687,12 +745,14 @@ class Node:
         self._router_raw.send_multipart([identity, *encode(reply)], copy=False)
         self.counters.sent[body.KIND] += 1
 
-    def _send_snapshot(self, identity: Any, request: Envelope, domains: set[str]) -> None:
+    def _send_snapshot(
+        self, identity: Any, request: Envelope, domains: set[str], senders: AbstractSet[str] = frozenset()
+    ) -> None:
         """The Clone pattern: the latest message per (sender, kind), as authored, then an end marker."""
         covered: dict[str, int] = {}
         count = 0
         for (sender, kind), latest in list(self.latest.items()):
-            if domains and latest.domain not in domains:
+            if (domains and latest.domain not in domains) or (senders and sender not in senders):
                 continue
             topic = f"{latest.domain}/{kind}/0".encode()
             self._router_raw.send_multipart([identity, topic, *latest.frames], copy=False)

@@ -101,12 +101,17 @@ def _parse_topic(raw: Any, limits: Limits) -> tuple[str, str, int]:
     return domain, kind, hops
 
 
-def decode(frames: Sequence[Any], limits: Limits = LAN) -> Envelope:
+def decode(
+    frames: Sequence[Any], limits: Limits = LAN, *, skip: Callable[[str, int], bool] | None = None
+) -> Envelope:
     """Validate and decode one received multipart message.
 
     ``frames`` may be ``bytes`` or ZeroMQ frames received with ``copy=False``;
     the decoded arrays are read-only views of them. Raises ProtocolError only.
-    Written flat on purpose: it runs once per received message.
+    ``skip(sender, seq)`` is asked once the header is valid, before the body
+    and arrays are read: True raises ``DUPLICATE``, so a relayed copy of a
+    large delta costs a header parse, not a pass over its arrays. Written
+    flat on purpose: it runs once per received message.
     """
     n_frames = len(frames)
     if n_frames < 2:
@@ -153,6 +158,8 @@ def decode(frames: Sequence[Any], limits: Limits = LAN) -> Envelope:
         raise _field_error(header, "t", created)
     if type(payload) is not dict:
         raise _field_error(header, "p", payload)
+    if skip is not None and skip(sender, seq):
+        raise ProtocolError(Reason.DUPLICATE, f"{sender}#{seq}")
     signed = get("g", False)
     if signed is not False and signed is not True:
         raise f.bad("g", signed)

@@ -411,13 +411,48 @@ class SnapshotRequest(Body):
 
     KIND: ClassVar[str] = "snapshot_request"
     domains: tuple[str, ...] = ()
+    senders: tuple[str, ...] = ()
+    """Only the latest messages of these authors (all when empty): how an ``ihave`` is fetched."""
 
     def pack(self, arrays: list[np.ndarray]) -> dict[str, Any]:
-        return {"domains": list(self.domains)}
+        out: dict[str, Any] = {"domains": list(self.domains)}
+        if self.senders:
+            out["senders"] = list(self.senders)
+        return out
 
     @classmethod
     def unpack(cls, p: Mapping[str, Any], table: ArrayTable, limits: Limits) -> Self:
-        return cls(domains=f.names(p, "domains", limits, default=True))
+        return cls(
+            domains=f.names(p, "domains", limits, default=True),
+            senders=f.names(p, "senders", limits, default=True),
+        )
+
+
+@dataclass(slots=True)
+class IHave(Body):
+    """Lazy relay of a large message: "I hold ``origin``'s message ``seq``; fetch it if you lack it".
+
+    Published with hops 0 on the message's domain in place of relaying its
+    bytes; ``hops`` is what the fetched message may still travel.
+    """
+
+    KIND: ClassVar[str] = "ihave"
+    origin: str
+    seq: int
+    kind: str
+    hops: int
+
+    def pack(self, arrays: list[np.ndarray]) -> dict[str, Any]:
+        return {"origin": self.origin, "seq": int(self.seq), "kind": self.kind, "hops": int(self.hops)}
+
+    @classmethod
+    def unpack(cls, p: Mapping[str, Any], table: ArrayTable, limits: Limits) -> Self:
+        return cls(
+            origin=f.name(p, "origin"),
+            seq=f.integer(p, "seq"),
+            kind=f.name(p, "kind"),
+            hops=f.integer(p, "hops", hi=limits.max_hops),
+        )
 
 
 @dataclass(slots=True)
@@ -550,6 +585,7 @@ KINDS: Mapping[str, type[Body]] = {
         Meta,
         SnapshotRequest,
         Snapshot,
+        IHave,
         Prompt,
         StatusRequest,
         Status,

@@ -39,7 +39,16 @@ def test_domain_message_reaches_every_member_over_a_sparse_mesh_and_nobody_else(
         assert 1 <= links <= 4, f"{n.id} holds {links} links; its meshes allow at most 4 (global + domain)"
 
     publisher = subprocess.Popen(
-        [sys.executable, "-m", "tests.publisher", str(tmp_path / "pub"), nodes[0].router, "alpha", "sparse"],
+        [
+            sys.executable,
+            "-m",
+            "tests.publisher",
+            str(tmp_path / "pub"),
+            nodes[0].router,
+            "alpha",
+            "sparse",
+            "big",
+        ],
         stdout=subprocess.PIPE,
     )
     try:
@@ -48,7 +57,7 @@ def test_domain_message_reaches_every_member_over_a_sparse_mesh_and_nobody_else(
 
         def holds(n: NodeProcess) -> bool:
             report = n.status()
-            return report is not None and "pub/qtable" in report["state"]
+            return report is not None and {"pub/qtable", "pub/delta"} <= set(report["state"])
 
         alpha = [n for n in nodes if n.id.startswith("alpha")]
         others = [n for n in nodes if not n.id.startswith("alpha")]
@@ -64,6 +73,12 @@ def test_domain_message_reaches_every_member_over_a_sparse_mesh_and_nobody_else(
             return bool(report and report["peers"].get("pub", {}).get("connected"))
 
         assert [n.id for n in alpha if not linked_to_pub(n)], "every alpha member was linked to the publisher"
+        # The 400 KB delta travelled those relay hops as ihave announcements and fetches, not as bytes.
+        reports = [n.status() for n in alpha]
+        assert all(r is not None for r in reports)
+        announced = sum(r["counters"]["received"].get("ihave", 0) for r in reports if r is not None)
+        fetched = sum(r["counters"]["received"].get("fetched", 0) for r in reports if r is not None)
+        assert announced > 0 and fetched > 0, (announced, fetched)
     finally:
         publisher.terminate()
         publisher.wait(10)

@@ -18,6 +18,7 @@ from metamesh.protocol import (
     Graft,
     Heartbeat,
     Hello,
+    IHave,
     Insight,
     Meta,
     PeerAddr,
@@ -117,7 +118,10 @@ bodies: st.SearchStrategy[Body] = st.one_of(
         st.dictionaries(names, label_tuples, max_size=3),
         tensor_maps,
     ),
-    st.builds(SnapshotRequest, st.lists(names, max_size=3).map(tuple)),
+    st.builds(
+        SnapshotRequest, st.lists(names, max_size=3).map(tuple), st.lists(names, max_size=3).map(tuple)
+    ),
+    st.builds(IHave, names, counts, names, st.integers(0, 16)),
     st.builds(Snapshot, counts, st.dictionaries(names, counts, max_size=4)),
     st.builds(Prompt, names, texts, finite, counts, texts, counts),
     st.just(StatusRequest()),

@@ -230,3 +230,23 @@ def test_signature_frame_must_be_64_bytes() -> None:
     frames = _with_header(_good_insight(), g=True)
     _reject([*frames, b"short"], Reason.BAD_SIGNATURE)
     assert decode([*frames, bytes(64)]).signature == bytes(64)
+
+
+def test_a_known_message_is_skipped_after_its_header_before_its_arrays() -> None:
+    arr = np.zeros(100, np.float32)
+    arr[3] = np.nan  # reading the arrays would say non_finite; a skipped message never gets there
+    frames = _good_delta(arr)
+    asked: list[tuple[str, int]] = []
+
+    def known(sender: str, seq: int) -> bool:
+        asked.append((sender, seq))
+        return True
+
+    with pytest.raises(ProtocolError) as info:
+        decode(frames, LAN, skip=known)
+    assert info.value.reason is Reason.DUPLICATE and asked == [("a", 1)]
+    # A header that is itself invalid is rejected for that, whatever skip would say.
+    _bad = _with_header(frames, n=-1)
+    with pytest.raises(ProtocolError) as info:
+        decode(_bad, LAN, skip=known)
+    assert info.value.reason is Reason.BAD_FIELD
