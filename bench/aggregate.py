@@ -14,7 +14,8 @@ validation, membership or relay. Target: under 0.3 s per round (Flower 1.41
 takes about 15 s for the equivalent FedAvg round on this machine class, much
 of it a 3 s polling interval and a process per task; not measured here).
 
-Run: ``python bench/aggregate.py`` (``--quick`` for a shorter run)
+Run: ``python bench/aggregate.py`` (``--quick`` for a shorter run; ``--eager`` relays
+large deltas as bytes instead of by ``ihave`` announcements, for comparison)
 """
 
 from __future__ import annotations
@@ -71,9 +72,8 @@ def averaging(quick: bool) -> None:
             updates = [Update({"w": rng.standard_normal(size).astype(np.float32)}, 100 + i) for i in range(n)]
             seconds = best_of(lambda u=updates: fedavg(u), 2 if quick else 5)
             gbs = n * size * 4 / seconds / 1e9
-            print(
-                f"{n:>4} {size:>10,} {seconds * 1e3:>10.1f} {gbs:>7.2f} {triad_gbs:>11.2f} {gbs / triad_gbs:>6.2f}"
-            )
+            ratio = gbs / triad_gbs
+            print(f"{n:>4} {size:>10,} {seconds * 1e3:>10.1f} {gbs:>7.2f} {triad_gbs:>11.2f} {ratio:>6.2f}")
             del updates
 
 
@@ -184,6 +184,7 @@ async def node_worker(index: int, n: int, seed_port: int, home: str) -> None:
         seeds=() if index == 0 else (f"tcp://127.0.0.1:{seed_port}",),
         domains=(DOMAIN,),
         checkpoint_interval=3600.0,
+        lazy_relay_bytes=0 if os.environ.get("METAMESH_BENCH_EAGER") else base.lazy_relay_bytes,
     )
     learner = RoundLearner(n - 1, commands)
     async with Node(config, learner=learner) as node:  # type: ignore[arg-type]
@@ -313,21 +314,17 @@ def run_round(mode: str, n: int, rounds: int) -> list[float]:
 
 def domain_round(quick: bool) -> None:
     n, rounds = 8, 3 if quick else 7
-    print(
-        f"\none domain round: {n} processes, each publishes a {ELEMENTS:,}-float32 delta and merges all others"
-    )
+    print(f"\none domain round: {n} processes, each publishes {ELEMENTS:,} float32 and merges all others")
     raw = run_round("raw", n, rounds)
     node = run_round("node", n, rounds)
     r, m = statistics.median(raw), statistics.median(node)
-    print(
-        f"  raw pyzmq PUB/SUB + fedavg: median {r * 1e3:7.1f} ms  (min {min(raw) * 1e3:.1f}, max {max(raw) * 1e3:.1f})"
-    )
-    print(
-        f"  metamesh nodes:             median {m * 1e3:7.1f} ms  (min {min(node) * 1e3:.1f}, max {max(node) * 1e3:.1f})"
-    )
-    print(
-        f"  metamesh / raw: {m / r:.2f}x the time; target < 300 ms per round: {'met' if m < 0.3 else 'MISSED'}"
-    )
+    for label, times in (("raw pyzmq PUB/SUB + fedavg:", raw), ("metamesh nodes:", node)):
+        low, high = min(times) * 1e3, max(times) * 1e3
+        print(
+            f"  {label:<28} median {statistics.median(times) * 1e3:7.1f} ms  (min {low:.1f}, max {high:.1f})"
+        )
+    verdict = "met" if m < 0.3 else "MISSED"
+    print(f"  metamesh / raw: {m / r:.2f}x the time; target < 300 ms per round: {verdict}")
 
 
 def main() -> None:
@@ -336,6 +333,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["averaging", "round"])
+    parser.add_argument(
+        "--eager", action="store_true", help="relay large deltas as bytes, not by ihave (for comparison)"
+    )
     parser.add_argument("--worker", choices=["node", "raw"], help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=8, help=argparse.SUPPRESS)
@@ -349,6 +349,8 @@ def main() -> None:
     if args.worker == "raw":
         asyncio.run(raw_worker(args.index, [int(p) for p in args.ports.split(",")]))
         return
+    if args.eager:
+        os.environ["METAMESH_BENCH_EAGER"] = "1"  # inherited by the node workers
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cpus")
     if args.only in (None, "averaging"):
         averaging(args.quick)
