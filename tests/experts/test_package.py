@@ -23,6 +23,7 @@ def test_public_names_are_all() -> None:
         "history",
         "model",
         "learner",
+        "node_learner",
         "annotations",
         "importlib",
         "TYPE_CHECKING",
