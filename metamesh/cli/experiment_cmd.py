@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from metamesh.cli import exitcodes
 from metamesh.errors import MetameshError
@@ -161,16 +162,21 @@ def run_experts(args: argparse.Namespace) -> int:
         }
         for r in results
     }
-    (experiment.root / "results.json").write_text(json.dumps(doc, indent=2))
     plot = experiment.root / "loss.png"
-    plotted = write_plot(results, plot)
-    out.write(f"Event logs:  {experiment.root}/<arm>/<node>/events.jsonl\n")
-    out.write(f"Results:     {experiment.root / 'results.json'}\n")
+    _write_artefacts(experiment.root, doc, plot, write_plot(results, plot), started)
+    return exitcodes.OK
+
+
+def _write_artefacts(root: Path, doc: dict[str, Any], plot: Path, plotted: bool, started: float) -> None:
+    """Write results.json and say where every artefact of the run is."""
+    (root / "results.json").write_text(json.dumps(doc, indent=2))
+    out = sys.stdout
+    out.write(f"Event logs:  {root}/<arm>/<node>/events.jsonl\n")
+    out.write(f"Results:     {root / 'results.json'}\n")
     out.write(
         f"Plot:        {plot}\n" if plotted else "Plot:        skipped (pip install 'metamesh[plot]')\n"
     )
     out.write(f"Took {time.monotonic() - started:.0f} s.\n")
-    return exitcodes.OK
 
 
 def _progress_writer() -> Callable[[str], None]:
@@ -295,13 +301,6 @@ def run(args: argparse.Namespace) -> int:
         }
         for r in results
     }
-    (experiment.root / "results.json").write_text(json.dumps(doc, indent=2))
     plot = experiment.root / "accuracy.png"
-    plotted = write_plot(results, plot)
-    out.write(f"Event logs:  {experiment.root}/<arm>/<node>/events.jsonl\n")
-    out.write(f"Results:     {experiment.root / 'results.json'}\n")
-    out.write(
-        f"Plot:        {plot}\n" if plotted else "Plot:        skipped (pip install 'metamesh[plot]')\n"
-    )
-    out.write(f"Took {time.monotonic() - started:.0f} s.\n")
+    _write_artefacts(experiment.root, doc, plot, write_plot(results, plot), started)
     return exitcodes.OK

@@ -174,14 +174,30 @@ def render_table(results: Sequence[ArmResult], target: float = 0.8) -> str:
     return "\n".join(lines)
 
 
-def write_plot(results: Sequence[ArmResult], path: Path) -> bool:
-    """Accuracy over episodes per arm as a PNG; False when matplotlib is not installed."""
+def pyplot() -> Any | None:
+    """matplotlib's pyplot on the file-only Agg backend, or None when matplotlib is not installed."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def save_figure(plt: Any, fig: Any, ax: Any, path: Path) -> None:
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_plot(results: Sequence[ArmResult], path: Path) -> bool:
+    """Accuracy over episodes per arm as a PNG; False when matplotlib is not installed."""
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     colors = {"random": "#999999", "local": "#e08a2c", "federated": "#2c7be0"}
@@ -195,9 +211,5 @@ def write_plot(results: Sequence[ArmResult], path: Path) -> bool:
     ax.set_ylim(0.3, 1.0)
     ax.set_title("Prompt-strategy learning: random vs local vs federated")
     ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(plt, fig, ax, path)
     return True

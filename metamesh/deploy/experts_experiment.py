@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metamesh.deploy.experiment import pyplot, save_figure
 from metamesh.deploy.local import LocalNode, stop_all
 from metamesh.errors import MetameshError
 
@@ -199,12 +200,8 @@ def render_table(results: Sequence[ExpertsArm], domains: Sequence[str] = DOMAINS
 
 def write_plot(results: Sequence[ExpertsArm], path: Path) -> bool:
     """Mean held-out loss over rounds per arm as a PNG; False when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     colors = {"local": "#e08a2c", "domain": "#2c7be0", "global": "#999999", "private": "#6a3d9a"}
@@ -219,9 +216,5 @@ def write_plot(results: Sequence[ExpertsArm], path: Path) -> bool:
     ax.set_yscale("log")
     ax.set_title("Experts: local vs domain gossip vs one global average")
     ax.legend(loc="upper right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(plt, fig, ax, path)
     return True
