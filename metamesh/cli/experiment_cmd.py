@@ -132,14 +132,9 @@ def run_experts(args: argparse.Namespace) -> int:
     nodes = args.per_domain * len(experiment.domains)
     sys.stderr.write(f"{nodes} nodes x {len(arms)} arms, {args.rounds} rounds per node\n")
     started = time.monotonic()
-    try:
-        results = experiment.run()
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted; every node process was stopped\n")
-        return exitcodes.INTERRUPTED
-    except MetameshError as exc:
-        sys.stderr.write(f"\nmetamesh experiment: {exc}\n")
-        return exitcodes.FAILURE
+    results = _run(experiment)
+    if isinstance(results, int):
+        return results
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     out = sys.stdout
@@ -165,6 +160,18 @@ def run_experts(args: argparse.Namespace) -> int:
     plot = experiment.root / "loss.png"
     _write_artefacts(experiment.root, doc, plot, write_plot(results, plot), started)
     return exitcodes.OK
+
+
+def _run(experiment: Any) -> Any:
+    """The experiment's results, or the exit code after Ctrl-C or a failure (every node is stopped)."""
+    try:
+        return experiment.run()
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted; every node process was stopped\n")
+        return exitcodes.INTERRUPTED
+    except MetameshError as exc:
+        sys.stderr.write(f"\nmetamesh experiment: {exc}\n")
+        return exitcodes.FAILURE
 
 
 def _write_artefacts(root: Path, doc: dict[str, Any], plot: Path, plotted: bool, started: float) -> None:
@@ -268,14 +275,9 @@ def run(args: argparse.Namespace) -> int:
         f"{args.nodes} nodes x {len(arms)} arms, {args.episodes} questions per node, LLM {args.llm}\n"
     )
     started = time.monotonic()
-    try:
-        results = experiment.run()
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted; every node process was stopped\n")
-        return exitcodes.INTERRUPTED
-    except MetameshError as exc:
-        sys.stderr.write(f"\nmetamesh experiment: {exc}\n")
-        return exitcodes.FAILURE
+    results = _run(experiment)
+    if isinstance(results, int):
+        return results
     if tty:
         sys.stderr.write("\n")
     out = sys.stdout

@@ -117,18 +117,7 @@ class PromptExperiment:
                     if procs:
                         args += ["--seed", procs[0].router]
                 procs.append(LocalNode(self.root / arm / f"n{i}", args).start())
-            deadline = time.monotonic() + self.timeout
-            while True:
-                events = {p.id: p.events() for p in procs}
-                self._report(arm, events)
-                if all(any(e["event"] == "done" for e in ev) for ev in events.values()):
-                    break
-                dead = [p.id for p in procs if not p.alive()]
-                if dead:
-                    raise MetameshError(f"{arm}: node(s) {', '.join(dead)} exited; see {self.root / arm}")
-                if time.monotonic() > deadline:
-                    raise MetameshError(f"{arm}: not finished within {self.timeout:.0f} s")
-                time.sleep(0.25)
+            wait_until_done(procs, arm, self.root / arm, self.timeout, lambda ev: self._report(arm, ev))
             for p in procs:
                 self._collect(p, result)
         finally:
@@ -172,6 +161,28 @@ def render_table(results: Sequence[ArmResult], target: float = 0.8) -> str:
         row += f"{r.mean:>8.1%}{('never' if reach is None else f'{reach:.0f}'):>18}"
         lines.append(row)
     return "\n".join(lines)
+
+
+def wait_until_done(
+    procs: Sequence[LocalNode],
+    arm: str,
+    where: Path,
+    timeout: float,
+    report: Callable[[dict[str, list[dict[str, Any]]]], None],
+) -> None:
+    """Poll the nodes' event logs until each has logged ``done``; raise if one dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = {p.id: p.events() for p in procs}
+        report(events)
+        if all(any(e["event"] == "done" for e in ev) for ev in events.values()):
+            return
+        dead = [p.id for p in procs if not p.alive()]
+        if dead:
+            raise MetameshError(f"{arm}: node(s) {', '.join(dead)} exited; see {where}")
+        if time.monotonic() > deadline:
+            raise MetameshError(f"{arm}: not finished within {timeout:.0f} s")
+        time.sleep(0.25)
 
 
 def pyplot() -> Any | None:

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metamesh.deploy.experiment import pyplot, save_figure
+from metamesh.deploy.experiment import pyplot, save_figure, wait_until_done
 from metamesh.deploy.local import LocalNode, stop_all
-from metamesh.errors import MetameshError
 
 __all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "render_table", "write_plot"]
 
@@ -129,18 +128,7 @@ class ExpertsExperiment:
             for node, domain in zip(procs, homes, strict=True):
                 node.wait_ready(90.0)
                 domain_of[node.id] = domain
-            deadline = time.monotonic() + self.timeout
-            while True:
-                events = {p.id: p.events() for p in procs}
-                self._report(arm, events)
-                if all(any(e["event"] == "done" for e in ev) for ev in events.values()):
-                    break
-                dead = [p.id for p in procs if not p.alive()]
-                if dead:
-                    raise MetameshError(f"{arm}: node(s) {', '.join(dead)} exited; see {self.root / arm}")
-                if time.monotonic() > deadline:
-                    raise MetameshError(f"{arm}: not finished within {self.timeout:.0f} s")
-                time.sleep(0.25)
+            wait_until_done(procs, arm, self.root / arm, self.timeout, lambda ev: self._report(arm, ev))
             result = ExpertsArm(arm, domain_of=domain_of)
             for p in procs:
                 self._collect(p, result)
