@@ -10,22 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import wait_until
+from tests.cluster import processes_mentioning, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if text.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def _metamesh(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -49,7 +36,7 @@ def test_demo_shows_federated_above_local_above_random_and_leaves_nothing_runnin
     doc = json.loads((out / "results.json").read_text())
     assert doc["federated"]["mean"] > doc["local"]["mean"] > doc["random"]["mean"]
     assert (out / "accuracy.png").stat().st_size > 10_000
-    assert _processes_mentioning(str(out)) == []
+    assert processes_mentioning(str(out)) == []
 
 
 @pytest.mark.timeout(120)
@@ -58,7 +45,7 @@ def test_cluster_up_status_down(tmp_path: Path) -> None:
     up = _metamesh("cluster", "up", "--dir", str(root), "--nodes", "3")
     assert up.returncode == 0, up.stderr
     try:
-        assert len(_processes_mentioning(str(root))) == 3
+        assert len(processes_mentioning(str(root))) == 3
 
         def all_see_two() -> bool:
             status = _metamesh("cluster", "status", "--dir", str(root), timeout=30)
@@ -71,7 +58,7 @@ def test_cluster_up_status_down(tmp_path: Path) -> None:
     finally:
         down = _metamesh("cluster", "down", "--dir", str(root))
     assert down.returncode == 0 and "stopped 3" in down.stdout
-    assert _processes_mentioning(str(root)) == []
+    assert processes_mentioning(str(root)) == []
     assert not (root / "cluster.json").exists()
 
 

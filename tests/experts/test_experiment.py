@@ -8,6 +8,8 @@ global ~0.7, private ~0.27; the asserted margins are far wider than the run-to-r
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -16,6 +18,7 @@ import pytest
 pytest.importorskip("torch")
 
 from metamesh.node.experts.privacy import RDPAccountant
+from tests.cluster import processes_mentioning
 
 pytestmark = [pytest.mark.torch, pytest.mark.timeout(300)]
 
@@ -27,9 +30,19 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, obj
     out = tmp_path_factory.mktemp("experts")
     cmd = [sys.executable, "-m", "metamesh", "experiment", "experts", "--per-domain", "2", "--rounds",
            str(ROUNDS), "--pace", "0.2", "--out", str(out), "--domains", "economic,technology"]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "vs local" in proc.stdout and "epsilon" in proc.stdout
+    # Its own process group, so a hung run is killed with every node it started.
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=280)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "vs local" in stdout and "epsilon" in stdout
+    assert processes_mentioning(str(out)) == [], "the experiment left node processes running"
     return dict(json.loads((out / "results.json").read_text()))
 
 
