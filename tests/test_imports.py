@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import metamesh.protocol
+from tests.torchless import run_with_torch_blocked, torch_modules_after_importing
 
-CORE = ["metamesh", "metamesh.protocol", "metamesh.errors"]
+CORE = [
+    "metamesh",
+    "metamesh.protocol",
+    "metamesh.errors",
+    "metamesh.coordinator.memory",
+    "metamesh.coordinator.meta",
+]
 
 
 def test_core_never_imports_torch() -> None:
-    code = (
-        "import sys\n"
-        f"for name in {CORE!r}: __import__(name)\n"
-        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
-        "print(','.join(bad))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "", f"torch imported by the core: {out.stdout}"
+    loaded = torch_modules_after_importing(CORE)
+    assert loaded == "", f"torch imported by the core: {loaded}"
 
 
 def test_core_imports_with_torch_blocked() -> None:
     """Simulates an edge device: importing torch fails outright."""
-    code = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'torch' or name.startswith('torch.'):\n"
-        "            raise ImportError('torch is not installed on this device')\n"
-        "sys.meta_path.insert(0, Block())\n"
-        f"for name in {CORE!r}: __import__(name)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], timeout=60, check=True)
+    run_with_torch_blocked(f"for name in {CORE!r}: __import__(name)\n")
 
 
 def test_protocol_public_names() -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import metamesh.node.experts as experts
+from tests.torchless import run_with_torch_blocked, torch_modules_after_importing
 
 TORCH_FREE = [
     "metamesh.node.experts",
@@ -35,24 +33,11 @@ def test_public_names_are_all() -> None:
 
 
 def test_numpy_parts_never_import_torch() -> None:
-    code = (
-        "import sys\n"
-        f"for name in {TORCH_FREE!r}: __import__(name)\n"
-        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
-        "print(','.join(bad))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == ""
+    assert torch_modules_after_importing(TORCH_FREE) == ""
 
 
 def test_numpy_parts_work_with_torch_blocked() -> None:
     code = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'torch' or name.startswith('torch.'):\n"
-        "            raise ImportError('torch is not installed on this device')\n"
-        "sys.meta_path.insert(0, Block())\n"
         "import metamesh.node.experts as e\n"
         "d = e.make_node_data('medical', 0, n_train=8, n_test=8, seed=0)\n"
         "a = e.RDPAccountant(); a.step(1.0)\n"
@@ -64,4 +49,4 @@ def test_numpy_parts_work_with_torch_blocked() -> None:
         "else:\n"
         "    raise SystemExit('ExpertLearner imported without torch')\n"
     )
-    subprocess.run([sys.executable, "-c", code], timeout=60, check=True)
+    run_with_torch_blocked(code)
