@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from metamesh import __version__
 from metamesh.cli import (
     cluster_cmd,
+    coordinator_cmd,
     demo_cmd,
     deploy_cmd,
     exitcodes,
@@ -37,7 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (demo_cmd, experiment_cmd, node_cmd, cluster_cmd, status_cmd, keys_cmd, deploy_cmd):
+    for module in (
+        demo_cmd,
+        experiment_cmd,
+        node_cmd,
+        coordinator_cmd,
+        cluster_cmd,
+        status_cmd,
+        keys_cmd,
+        deploy_cmd,
+    ):
         module.add_parser(sub)
     return parser
 

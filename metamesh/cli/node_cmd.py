@@ -11,7 +11,10 @@ from pathlib import Path
 
 from metamesh.cli import exitcodes
 from metamesh.errors import MetameshError
-from metamesh.node.config import PROFILES, load_config
+from metamesh.node.config import PROFILES, NodeConfig, load_config
+
+#: Command-line destinations that are node settings (``profile`` is passed on its own).
+NODE_SETTINGS = frozenset(NodeConfig.__dataclass_fields__) - {"profile", "limits"}
 
 HELP = "run a node on this host (LAN hosts, edge devices, or one process of a local cluster)"
 
@@ -33,6 +36,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "node", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    add_network_options(p)
+    add_learner_options(p)
+    p.set_defaults(run=run)
+
+
+def add_network_options(p: argparse.ArgumentParser) -> None:
+    """Where a node lives and how it finds and talks to peers (shared with ``metamesh coordinator``)."""
     p.add_argument("--config", type=Path, help="TOML file with a [node] table")
     p.add_argument("--profile", choices=sorted(PROFILES), help="named defaults (default: lan)")
     p.add_argument("--home", type=Path, help="node directory: identity, keys, checkpoints, events")
@@ -68,6 +78,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         dest="keys_dir",
         help="keys directory: encrypt with CurveZMQ, admit allowlisted peers only",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        dest="status_port",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (-1: any free port)",
+    )
+    p.add_argument("--mesh-d", type=int, help="mesh peers to keep per domain (default 6)")
+    p.add_argument("--mesh-d-lo", type=int, help="graft below this many mesh peers (default 4)")
+    p.add_argument("--mesh-d-hi", type=int, help="prune above this many mesh peers (default 12)")
+    p.add_argument(
+        "--ready-json", action="store_true", help="print one JSON line with the endpoints once ready"
+    )
+
+
+def add_learner_options(p: argparse.ArgumentParser) -> None:
+    """What a node learns and how (``metamesh node`` only)."""
     p.add_argument("--learner", help="what this node learns: none, prompts, experts")
     p.add_argument("--llm", help="LLM for the prompts learner: sim, ollama:MODEL, openai:URL:MODEL")
     p.add_argument("--seed-value", type=int, dest="seed", help="random seed of the learner")
@@ -103,77 +129,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--domain-enter", type=float, help="join a domain above this affinity (default 0.05)")
     p.add_argument("--domain-exit", type=float, help="leave a domain below this affinity (default 0.02)")
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        dest="status_port",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics (-1: any free port)",
-    )
-    p.add_argument("--mesh-d", type=int, help="mesh peers to keep per domain (default 6)")
-    p.add_argument("--mesh-d-lo", type=int, help="graft below this many mesh peers (default 4)")
-    p.add_argument("--mesh-d-hi", type=int, help="prune above this many mesh peers (default 12)")
     p.add_argument("--pace", type=float, help="seconds between learning steps (default 0)")
     p.add_argument("--wait-peers", type=int, help="start learning once this many peers are alive")
-    p.add_argument(
-        "--ready-json", action="store_true", help="print one JSON line with the endpoints once ready"
-    )
-    p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "home",
-            "name",
-            "host",
-            "advertise",
-            "pub_port",
-            "router_port",
-            "seeds",
-            "domains",
-            "beacon",
-            "beacon_port",
-            "beacon_address",
-            "keys_dir",
-            "learner",
-            "llm",
-            "seed",
-            "arm",
-            "weights",
-            "episodes",
-            "eval_every",
-            "dataset",
-            "share_domain",
-            "part",
-            "regions",
-            "samples",
-            "experts",
-            "fedprox_mu",
-            "frozen",
-            "dp_clip",
-            "dp_noise",
-            "dp_delta",
-            "aggregation",
-            "pace",
-            "wait_peers",
-            "domain_enter",
-            "domain_exit",
-            "mesh_d",
-            "mesh_d_lo",
-            "mesh_d_hi",
-            "status_port",
-        )
-    }
+def run(args: argparse.Namespace, *, command: str = "node") -> int:
+    overrides = {k: v for k, v in vars(args).items() if k in NODE_SETTINGS}
     try:
         config = load_config(profile=args.profile, path=args.config, overrides=overrides)
     except MetameshError as exc:
-        sys.stderr.write(f"metamesh node: {exc}\n")
+        sys.stderr.write(f"metamesh {command}: {exc}\n")
         return exitcodes.CONFIG
     try:
         return asyncio.run(_serve(config, ready_json=args.ready_json))
     except MetameshError as exc:
-        sys.stderr.write(f"metamesh node: {exc}\n")
+        sys.stderr.write(f"metamesh {command}: {exc}\n")
         return exitcodes.FAILURE
 
 

@@ -110,6 +110,18 @@ class NodeConfig:
     dp_delta: float = 1e-5
     aggregation: str = "fedavg"
     """Experts learner: how peers' weights are combined: fedavg, trimmed_mean, median, krum."""
+    meta_interval: float = 1.0
+    """Coordinator: seconds between meta-engine rounds (a broadcast when something changed)."""
+    meta_keepalive: int = 10
+    """Coordinator: rebroadcast the current meta-parameters after this many quiet rounds."""
+    reptile_step: float = 0.5
+    """Coordinator: how far a domain's initial weights move towards its average each round."""
+    memory_total: int = 100_000
+    """Coordinator: insights kept in all (oldest dropped first)..."""
+    memory_per_domain: int = 20_000
+    """...per domain..."""
+    memory_per_client: int = 500
+    """...and per client node."""
     status_port: int = 0
     """HTTP port for Prometheus metrics at /metrics; 0 turns it off, -1 picks a free port."""
     limits: Limits = field(default=LAN)

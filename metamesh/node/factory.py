@@ -11,7 +11,7 @@ from metamesh.node.learner import Learner
 
 __all__ = ["build_learner", "parse_weights"]
 
-LEARNERS = ("none", "prompts", "experts")
+LEARNERS = ("none", "prompts", "experts", "coordinator")
 
 
 def parse_weights(text: str, categories: list[str]) -> dict[str, float]:
@@ -42,6 +42,8 @@ def build_learner(config: NodeConfig) -> Learner | None:
         return _prompt_learner(config)
     if name == "experts":
         return _experts_learner(config)
+    if name == "coordinator":
+        return _coordinator(config)
     raise ConfigError(f"unknown learner {name!r}; choose from: {', '.join(LEARNERS)}")
 
 
@@ -125,3 +127,24 @@ def _experts_learner(config: NodeConfig) -> Learner:
             rule=config.aggregation,  # type: ignore[arg-type]
         ),
     )
+
+
+def _coordinator(config: NodeConfig) -> Learner:
+    from metamesh.coordinator.engine import EngineConfig, MetaEngine
+    from metamesh.coordinator.learner import CoordinatorLearner
+    from metamesh.coordinator.memory import InsightMemory
+
+    if not 0 < config.reptile_step <= 1:
+        raise ConfigError(f"--reptile-step must be in (0, 1], got {config.reptile_step}")
+    if config.meta_interval <= 0 or config.meta_keepalive < 1:
+        raise ConfigError("--interval must be > 0 and --keepalive >= 1")
+    try:
+        memory = InsightMemory(
+            total=config.memory_total,
+            per_domain=config.memory_per_domain,
+            per_client=config.memory_per_client,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"memory bounds: {exc}") from exc
+    engine = MetaEngine(EngineConfig(reptile_step=config.reptile_step), memory)
+    return CoordinatorLearner(engine, interval=config.meta_interval, keepalive=config.meta_keepalive)

@@ -24,6 +24,11 @@ class Learner(Protocol):
 
     ``step`` may await (LLM calls) and should return within a second or so;
     CPU-heavy work belongs in a worker thread (``asyncio.to_thread``).
+
+    Optional hooks the node calls when present: ``attach(node)`` once, at
+    construction (for a learner that must see the node's peers), and
+    ``drain_events()`` after each step, returning ``(name, fields)`` pairs
+    for the node's event log.
     """
 
     name: str

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 #: Kinds whose latest message per sender is kept for late joiners and merged by learners.
 STATE_KINDS = frozenset({"qtable", "delta", "insight", "prompt"})
+#: Kinds relayed by ``ihave`` when large: learner state and the coordinator's meta-parameters.
+LAZY_KINDS = STATE_KINDS | {"meta"}
 DRAIN_BATCH = 512
 #: How long a node waits for the direct copy of a message announced by ``ihave`` before fetching it.
 LAZY_FETCH_DELAY = 0.05
@@ -103,6 +105,9 @@ class Node:
     ) -> None:
         self.config = config
         self.learner = learner
+        attach = getattr(learner, "attach", None)
+        if callable(attach):
+            attach(self)  # a learner that needs to see the node (the coordinator: its peers' domains)
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.asyncio.Context()
         self.dir = NodeDir(config.home)
@@ -137,6 +142,7 @@ class Node:
         self.latest: dict[tuple[str, str], _Latest] = {}
         self.meta: Meta | None = None
         self._meta_frames: tuple[Any, ...] = ()
+        self._meta_id: tuple[str, int] = ("", -1)  # (sender, seq) of the meta held
         self._seen = SeenCache(capacity=65_536, ttl=300.0)
         self._fetching: set[tuple[str, int]] = set()  # announced by ihave, being fetched
         self._tasks: set[asyncio.Task[None]] = set()
@@ -348,7 +354,12 @@ class Node:
         self._seen.check_and_add((self.id, env.seq), time.monotonic())
         if body.KIND in STATE_KINDS:
             self.latest[(self.id, body.KIND)] = _Latest(env.seq, domain, tuple(frames[1:]))
+        elif isinstance(body, Meta):  # a coordinator serves its own meta to late joiners too
+            self._hold_meta(body, tuple(frames[1:]), env.id)
         return env
+
+    def _hold_meta(self, meta: Meta, frames: tuple[Any, ...], env_id: tuple[str, int]) -> None:
+        self.meta, self._meta_frames, self._meta_id = meta, frames, env_id
 
     # -- receiving -------------------------------------------------------------
 
@@ -402,24 +413,33 @@ class Node:
             self.counters.dropped["duplicate"] += 1
             return
         self.counters.received[env.kind] += 1
-        lazy = env.kind in STATE_KINDS and 0 < self.config.lazy_relay_bytes < size
+        lazy = env.kind in LAZY_KINDS and 0 < self.config.lazy_relay_bytes < size
         if hops > 0 and env.kind != "bye" and not lazy:
             self._pub_raw.send_multipart(relay_frames(env), copy=False)
             self.counters.relayed[env.kind] += 1
         self._dispatch(env)
-        if hops > 0 and lazy and self.latest.get((env.sender, env.kind), _NO_LATEST).seq == env.seq:
+        if hops > 0 and lazy and self._holds(env.sender, env.kind, env.seq):
             # Peers linked to the author have it already; the others fetch it from us (gossipsub's
             # IHAVE/IWANT), so a large delta crosses each link about once instead of once per relay.
             self.publish(env.domain, IHave(env.sender, env.seq, env.kind, hops - 1), hops=0)
             self.counters.relayed[env.kind] += 1
 
+    def _holds(self, sender: str, kind: str, seq: int) -> bool:
+        """Whether this exact message is what we keep (and serve) for ``(sender, kind)``."""
+        if kind == "meta":
+            return self._meta_id == (sender, seq)
+        return self.latest.get((sender, kind), _NO_LATEST).seq == seq
+
     def _on_ihave(self, announcer: str, domain: str, body: IHave) -> None:
         key = (body.origin, body.seq)
-        latest = self.latest.get((body.origin, body.kind))
-        if body.origin == self.id or key in self._seen or (latest is not None and latest.seq >= body.seq):
+        if body.kind == "meta":
+            newer = self._meta_id[0] == body.origin and self._meta_id[1] >= body.seq
+        else:
+            newer = self.latest.get((body.origin, body.kind), _NO_LATEST).seq >= body.seq
+        if body.origin == self.id or key in self._seen or newer:
             return
         record = self.peers.get(announcer)
-        if key in self._fetching or record is None or body.kind not in STATE_KINDS:
+        if key in self._fetching or record is None or body.kind not in LAZY_KINDS:
             return
         self._fetching.add(key)
         self._spawn(self._fetch_announced(record.addr, domain, body), "fetch")
@@ -460,8 +480,7 @@ class Node:
                 self._on_ihave(env.sender, env.domain, body)
             case Meta():
                 if self.meta is None or body.version > self.meta.version:
-                    self.meta = body
-                    self._meta_frames = env.raw
+                    self._hold_meta(body, env.raw, env.id)
                     self.events.write("meta", version=body.version, sender=env.sender)
                     if self.learner is not None:
                         self.learner.apply_meta(body)
@@ -758,7 +777,7 @@ class Node:
             self._router_raw.send_multipart([identity, topic, *latest.frames], copy=False)
             covered[sender] = max(covered.get(sender, 0), latest.seq)
             count += 1
-        if self.meta is not None and self._meta_frames:
+        if self.meta is not None and self._meta_frames and (not senders or self._meta_id[0] in senders):
             self._router_raw.send_multipart(
                 [identity, f"{GLOBAL_DOMAIN}/meta/0".encode(), *self._meta_frames], copy=False
             )

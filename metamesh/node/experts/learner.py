@@ -283,6 +283,10 @@ class ExpertLearner:
             foreach=True,
         )
 
+    def learning_rates(self) -> dict[str, float]:
+        """The current rate of every group (experts and ``gate``)."""
+        return dict(self._lrs)
+
     def set_learning_rates(self, per_expert: Mapping[str, float]) -> None:
         """Set the learning rate of experts (``expert0`` …) and of ``gate``, e.g. from meta-parameters.
 

@@ -94,6 +94,7 @@ class ExpertNodeLearner:
         self.peer_insights: dict[str, float] = {}
         self.done = False
         self.merges = 0
+        self._meta_init: tuple[int, dict[str, np.ndarray]] | None = None
         self._last = {"heldout_loss": learner.heldout_loss(), "train_loss": math.nan}
 
     # -- the Learner protocol ------------------------------------------------
@@ -105,6 +106,9 @@ class ExpertNodeLearner:
         peers = self._fresh_peers()
         if self.config.federated and self.learner.rounds == 0 and peers:
             await asyncio.to_thread(self._adopt, peers)
+        elif self.learner.rounds == 0 and self._meta_init is not None:
+            await asyncio.to_thread(self._start_from_meta, *self._meta_init)
+        self._meta_init = None
         report = await asyncio.to_thread(self.learner.train_round)
         offset = await asyncio.to_thread(self._shared_offset) if self.config.federated else None
         merged_from: list[str] = []
@@ -148,11 +152,25 @@ class ExpertNodeLearner:
         self._peers[sender] = _PeerOffset(body.tensors, body.samples, self.learner.rounds)
 
     def apply_meta(self, meta: Meta) -> None:
-        """Per-expert learning rates: params ``lr.expert0`` … ``lr.gate`` for this domain or all."""
-        if meta.target not in ("", self.learner.data.domain):
-            return
-        rates = {k[3:]: v for k, v in meta.params.items() if k.startswith("lr.")}
-        if rates:
+        """A coordinator's learning rates for this data's domain, and initial weights for the exchange domain.
+
+        Rates are params ``DOMAIN:lr.GROUP`` (or ``lr.GROUP`` with ``target`` this
+        domain or ``""``). Initial weights are tensors ``DOMAIN:init.NAME``, an
+        offset from w0 of version ``DOMAIN:init_base``; a node that has not
+        trained yet starts from them (unless domain peers' offsets are at hand,
+        which are fresher).
+        """
+        domain = self.learner.data.domain
+        rates = {k[len(domain) + 4 :]: v for k, v in meta.params.items() if k.startswith(f"{domain}:lr.")}
+        if meta.target in ("", domain):
+            rates.update({k[3:]: v for k, v in meta.params.items() if k.startswith("lr.")})
+        known = self.learner.learning_rates()
+        unknown = sorted(set(rates) - set(known))
+        if unknown:
+            self.rejected["meta"] += 1
+            log.warning("meta-parameters v%d: no learning-rate groups %s here", meta.version, unknown)
+        rates = {k: v for k, v in rates.items() if k in known}
+        if rates and rates != {k: known[k] for k in rates}:
             try:
                 self.learner.set_learning_rates(rates)
             except ValueError as exc:
@@ -160,6 +178,23 @@ class ExpertNodeLearner:
                 log.warning("meta-parameters v%d not applied: %s", meta.version, exc)
                 return
             self._events.append(("meta_applied", {"version": meta.version, "lrs": dict(rates)}))
+        self._take_init(meta)
+
+    def _take_init(self, meta: Meta) -> None:
+        exchange = self.config.exchange_domain
+        prefix = f"{exchange}:init."
+        init = {k[len(prefix) :]: v for k, v in meta.tensors.items() if k.startswith(prefix)}
+        if not init or self.learner.rounds > 0:
+            return
+        if meta.params.get(f"{exchange}:init_base") != self._w0_version:
+            self.rejected["meta_other_base"] += 1
+            return
+        if {n: a.shape for n, a in init.items()} != self._shapes or any(
+            a.dtype != np.float32 for a in init.values()
+        ):
+            self.rejected["meta_tensor_shape"] += 1
+            return
+        self._meta_init = (meta.version, init)
 
     def affinity(self) -> Mapping[str, float]:
         shares = dict(self.learner.affinity())
@@ -295,6 +330,13 @@ class ExpertNodeLearner:
         self._events.append(
             ("adopted", {"from": used, "heldout_loss": round(self.learner.heldout_loss(), 5)})
         )
+
+    def _start_from_meta(self, version: int, offset: Mapping[str, np.ndarray]) -> None:
+        before = self.learner.heldout_loss()
+        self._move_base(offset, ["meta"])
+        after = self.learner.heldout_loss()
+        self._events.append(("meta_init", {"version": version, "loss_before": round(before, 5),
+                                           "loss_after": round(after, 5)}))  # fmt: skip
 
     def _move_base(self, offset: Mapping[str, np.ndarray], contributors: list[str]) -> None:
         """Make ``w0 + offset`` the learner's new base and model."""

@@ -93,6 +93,8 @@ class PromptLearner:
         self.rng = random.Random(config.seed)
         self.rejected = 0
         self._shared: dict[str, tuple[np.ndarray, float, float]] = {}
+        self.priors: dict[str, QRow] = {}  # from a coordinator's meta-parameters
+        self.meta_epsilon: dict[str, float] = {}
         self.options = GenerateOptions(temperature=0.2, max_tokens=96)
 
     # -- the learner interface -------------------------------------------------
@@ -100,9 +102,10 @@ class PromptLearner:
     def view(self, category: str) -> QRow:
         """What the learner decides on: own experience, merged with peers' if federated."""
         own = self.own.setdefault(category, QRow.zeros(len(self.actions)))
+        prior = [self.priors[category]] if category in self.priors else []
         if not self.config.federated:
-            return own
-        rows = [own, *(r for (_, c), r in self.peers.items() if c == category)]
+            return merge_rows([own, *prior], len(self.actions)) if prior else own
+        rows = [own, *prior, *(r for (_, c), r in self.peers.items() if c == category)]
         merge = merge_rows if self.config.visit_weighted else mean_rows
         return merge(rows, len(self.actions))
 
@@ -112,7 +115,7 @@ class PromptLearner:
         row = self.view(category)
         eps = epsilon_for(
             float(row.visits.sum()),
-            start=self.config.epsilon_start,
+            start=min(self.config.epsilon_start, self.meta_epsilon.get(category, 1.0)),
             floor=self.config.epsilon_floor,
             decay=self.config.epsilon_decay,
         )
@@ -228,9 +231,38 @@ class PromptLearner:
             self.peers[(sender, state)] = row
 
     def apply_meta(self, meta: Meta) -> None:
+        """A coordinator's prior row (tensor ``prior.CATEGORY``: values and visits over the
+        labels ``actions``) and exploration rate (``eps.CATEGORY``) per category."""
         eps = meta.params.get("epsilon_start")
         if eps is not None and 0 <= eps <= 1:
             self.config = _replace(self.config, epsilon_start=float(eps))
+        applied: list[str] = []
+        actions = meta.labels.get("actions", ())
+        index = [(j, self.actions.index(a)) for j, a in enumerate(actions) if a in self.actions]
+        for name, array in meta.tensors.items():
+            category = name[len("prior.") :]
+            if not name.startswith("prior.") or category not in self.own:
+                continue
+            if array.shape != (2, len(actions)) or (array[1] < 0).any() or (np.abs(array[0]) > 100).any():
+                self.rejected += 1
+                continue
+            row = QRow.zeros(len(self.actions))
+            for j, i in index:
+                row.values[i] = array[0, j]
+                # A prior is worth at most min_tries visits per action: enough to skip blind
+                # exploration, little enough that the node's own and peers' experience soon rules.
+                row.visits[i] = min(float(array[1, j]), float(self.config.min_tries))
+            self.priors[category] = row
+            applied.append(category)
+        for name, value in meta.params.items():
+            category = name[len("eps.") :]
+            if name.startswith("eps.") and category in self.own and 0 <= value <= 1:
+                self.meta_epsilon[category] = float(value)
+        if applied or self.meta_epsilon:
+            self._events.append(
+                ("meta_applied", {"version": meta.version, "priors": sorted(applied),
+                                  "epsilon": {c: round(e, 4) for c, e in sorted(self.meta_epsilon.items())}})
+            )  # fmt: skip
 
     def affinity(self) -> Mapping[str, float]:
         return dict(self.affinities)
