@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,10 @@ class NodeProcess(LocalNode):
         prefix: tuple[str, ...] = (),
         python: str = sys.executable,
         profile: str = "local",
+        command: str = "node",
     ) -> None:
         node_args = ["--profile", profile, *(["--name", name] if name else []), *args]
-        super().__init__(home, node_args, prefix=prefix, python=python)
+        super().__init__(home, node_args, prefix=prefix, python=python, command=command)
         #: On an encrypted network: a keys directory this node allowlists, for status requests.
         self.status_keys: Path | None = None
 
@@ -88,6 +89,18 @@ class Cluster:
         node = NodeProcess(self.root / name, *args, name=name, **kw)
         self.nodes.append(node)
         return node.start()
+
+    def start_many(
+        self, specs: Sequence[tuple[str, Sequence[str]]], timeout: float = 40.0
+    ) -> list[NodeProcess]:
+        """Start ``(name, args)`` nodes in parallel: every process is launched before any is awaited."""
+        nodes = [NodeProcess(self.root / name, *args, name=name) for name, args in specs]
+        self.nodes.extend(nodes)
+        for node in nodes:
+            node.launch()
+        for node in nodes:
+            node.wait_ready(timeout)
+        return nodes
 
     def close(self) -> None:
         for node in self.nodes:

@@ -18,7 +18,7 @@ __all__ = ["LocalNode", "stop_all"]
 
 
 class LocalNode:
-    """A ``metamesh node`` child process; ``start`` returns once its endpoints are known."""
+    """A ``metamesh node`` or ``coordinator`` process; ``start`` returns once its endpoints are known."""
 
     def __init__(
         self,
@@ -28,7 +28,9 @@ class LocalNode:
         prefix: tuple[str, ...] = (),
         detach: bool = False,
         python: str = sys.executable,
+        command: str = "node",
     ) -> None:
+        self.command = command
         self.detach = detach
         self.python = python
         self.home = home
@@ -56,7 +58,7 @@ class LocalNode:
             "metamesh",
             "--log-level",
             "warning",
-            "node",
+            self.command,
             "--home",
             str(self.home),
             "--ready-json",

@@ -134,6 +134,11 @@ class NodeConfig:
                 "need 0 < heartbeat_interval < suspect_after < dead_after, got "
                 f"{self.heartbeat_interval}, {self.suspect_after}, {self.dead_after}"
             )
+        if not 0 <= self.domain_exit < self.domain_enter:
+            raise ConfigError(
+                f"need 0 <= domain_exit < domain_enter (a gap, so membership does not flap), got "
+                f"{self.domain_exit} and {self.domain_enter}"
+            )
         for port in (self.pub_port, self.router_port, self.beacon_port, max(self.status_port, 0)):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} is out of range")

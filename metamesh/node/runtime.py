@@ -71,6 +71,10 @@ DRAIN_BATCH = 512
 #: How long a node waits for the direct copy of a message announced by ``ihave`` before fetching it.
 LAZY_FETCH_DELAY = 0.05
 STOP_TIMEOUT = 5.0
+#: Peers kept in a checkpoint, greeted again after a restart.
+MAX_REMEMBERED_PEERS = 32
+#: Hellos a remembered peer gets before it is given up (it may have left for good).
+REMEMBERED_TRIES = 4
 
 
 @dataclass(slots=True)
@@ -164,6 +168,7 @@ class Node:
         self._checkpoint_failed = False
         self._last_checkpoint_event = 0.0
         self.restored = False
+        self._remembered: list[PeerAddr] = []
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -297,6 +302,10 @@ class Node:
         if state is None:
             return
         self.restored = True
+        # Peers alive at the last checkpoint: a restarted node says hello to them even without seeds.
+        for row in state.get("peers", [])[:MAX_REMEMBERED_PEERS]:
+            if isinstance(row, list | tuple) and len(row) == 3 and all(isinstance(x, str) for x in row):
+                self._remembered.append(PeerAddr(*row))
         learner_state = state.get("learner")
         if self.learner is not None and isinstance(learner_state, dict):
             self.learner.load_state(learner_state)
@@ -305,6 +314,8 @@ class Node:
     def checkpoint(self, *, record: bool = False) -> bool:
         """Write a checkpoint now. On a full disk or unwritable directory, log and keep running."""
         state: dict[str, Any] = {"node": self.id, "saved_at": time.time(), "seq": self._seq.peek}
+        alive = self.membership.alive()
+        state["peers"] = [self.peers[p].addr.pack() for p in alive if p in self.peers][:MAX_REMEMBERED_PEERS]
         if self.learner is not None:
             state["learner"] = self.learner.state()
         try:
@@ -624,8 +635,15 @@ class Node:
         self._reconcile()
 
     async def _seed_loop(self) -> None:
-        """Say hello to every seed until it answers, backing off, so seeds may start later."""
+        """Say hello to every seed until it answers, backing off, so seeds may start later.
+
+        Peers remembered from the checkpoint get a few hellos too, so a node restarted
+        without seeds (a coordinator, say) is back in its network at once.
+        """
         pending = list(self.config.seeds)
+        remembered = {f"{a.id}@{a.router}": REMEMBERED_TRIES for a in self._remembered}
+        pending += [r for r in remembered if r not in pending]
+        snapshot_asked = False
         delay = 0.1
         while pending:
             for seed in list(pending):
@@ -634,11 +652,17 @@ class Node:
                     replies = await self.request(endpoint, self._hello(), timeout=1.0, peer_id=peer_id)
                 except (TimeoutError, TransportError) as exc:
                     log.debug("seed %s not answering yet: %s", seed, exc)
+                    if seed in remembered:
+                        remembered[seed] -= 1
+                        if not remembered[seed]:
+                            pending.remove(seed)
                     continue
                 pending.remove(seed)
                 for env in replies:
                     self._dispatch(env)
-                if seed == self.config.seeds[0]:
+                first = self.config.seeds[0] if self.config.seeds else None
+                if seed == first or (first is None and not snapshot_asked):
+                    snapshot_asked = True
                     self._spawn(self._fetch_snapshot(endpoint), "snapshot")
             if pending:
                 await asyncio.sleep(delay)

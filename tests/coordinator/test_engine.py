@@ -46,7 +46,9 @@ def test_offsets_of_the_wrong_shape_or_model_are_rejected_and_counted() -> None:
     engine = MetaEngine()
     engine.observe("a", "medical", offset(1.0), at=0)
     engine.observe("b", "medical", offset(1.0, shape=(3,)), at=0)
-    engine.observe("c", "medical", Delta("other", {W: np.zeros(2, np.float32)}, base_version=0, samples=1), at=0)
+    engine.observe(
+        "c", "medical", Delta("other", {W: np.zeros(2, np.float32)}, base_version=0, samples=1), at=0
+    )
     assert engine.rejected == {"tensor_shape": 1, "other_model": 1}
     assert set(engine.offsets["medical"]) == {"a"}
 
