@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -86,6 +87,11 @@ def add_experts_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--arms", default="local,domain,global,private", help="comma-separated arms to run (default: all)"
     )
+    p.add_argument(
+        "--coordinator",
+        action="store_true",
+        help="also run the domain arm with a coordinator (domain+c), then a late joiner beside it",
+    )
     p.add_argument("--dp-clip", type=float, default=0.1, help="private arm: clip norm (default 0.1)")
     p.add_argument("--dp-noise", type=float, default=1.0, help="private arm: noise multiplier (default 1.0)")
     p.add_argument(
@@ -127,6 +133,7 @@ def run_experts(args: argparse.Namespace) -> int:
         arms=arms,
         dp_clip=args.dp_clip,
         dp_noise=args.dp_noise,
+        coordinator=args.coordinator,
         progress=progress,
     )
     nodes = args.per_domain * len(experiment.domains)
@@ -154,6 +161,7 @@ def run_experts(args: argparse.Namespace) -> int:
             "curves": r.curves,
             "epsilon": r.epsilon,
             "seconds": round(r.seconds, 1),
+            "late_joiner": None if r.late is None else dataclasses.asdict(r.late),
         }
         for r in results
     }
@@ -209,6 +217,11 @@ def add_options(p: argparse.ArgumentParser, *, episodes: int = 200) -> None:
     p.add_argument("--llm", default="sim", help="sim (default), ollama:MODEL or openai:URL:MODEL")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--arms", default="random,local,federated", help="comma-separated arms to run")
+    p.add_argument(
+        "--coordinator",
+        action="store_true",
+        help="also run the federated arm with a coordinator (federated+c), then a late joiner beside it",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -269,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         llm=args.llm,
         arms=arms,
+        coordinator=args.coordinator,
         progress=progress,
     )
     sys.stderr.write(
@@ -300,6 +314,7 @@ def run(args: argparse.Namespace) -> int:
             "best": r.best,
             "episodes_to_80": r.episodes_to(0.8),
             "seconds": round(r.seconds, 1),
+            "late_joiner": None if r.late is None else dataclasses.asdict(r.late),
         }
         for r in results
     }

@@ -20,10 +20,20 @@ from metamesh.deploy.local import LocalNode, stop_all
 from metamesh.errors import MetameshError
 from metamesh.node.prompts.dataset import CATEGORIES
 
-__all__ = ["ARMS", "ArmResult", "PromptExperiment", "node_weights"]
+__all__ = [
+    "ARMS",
+    "COORDINATED",
+    "ArmResult",
+    "LateJoiner",
+    "PromptExperiment",
+    "node_weights",
+    "start_coordinator",
+]
 
 log = logging.getLogger(__name__)
 ARMS = ("random", "local", "federated")
+#: Suffix of an arm run with a coordinator beside its nodes: ``federated+c``.
+COORDINATED = "+c"
 
 
 def node_weights(index: int, categories: Sequence[str] = CATEGORIES, home: float = 0.40) -> str:
@@ -35,6 +45,41 @@ def node_weights(index: int, categories: Sequence[str] = CATEGORIES, home: float
 
 
 @dataclass(slots=True)
+class LateJoiner:
+    """A node started after an arm finished, with only the coordinator to learn from, against one alone."""
+
+    with_coordinator: float
+    alone: float
+    metric: str
+
+
+def start_coordinator(home: Path) -> LocalNode:
+    """A coordinator process on the local profile, answering within half a second of a change."""
+    args = ["--profile", "local", "--name", "coord", "--interval", "0.5"]
+    return LocalNode(home, args, command="coordinator").start()
+
+
+def run_late_joiner(
+    root: Path,
+    args: Callable[[str], list[str]],
+    coordinator: LocalNode,
+    metric: Callable[[list[dict[str, Any]]], float],
+    timeout: float,
+) -> tuple[float, float]:
+    """Start two nodes that learn alone, one seeded with the coordinator; ``metric`` of each once done."""
+    joiner = LocalNode(root / "late-joiner", [*args("joiner"), "--seed", coordinator.router])
+    fresh = LocalNode(root / "late-fresh", args("fresh"))
+    nodes = [joiner.launch(), fresh.launch()]
+    try:
+        for node in nodes:
+            node.wait_ready(90.0)
+        wait_until_done(nodes, "late joiner", root, timeout, lambda ev: None)
+        return metric(joiner.events()), metric(fresh.events())
+    finally:
+        stop_all(nodes)
+
+
+@dataclass(slots=True)
 class ArmResult:
     arm: str
     accuracy: dict[str, float] = field(default_factory=dict)
@@ -42,6 +87,7 @@ class ArmResult:
     best: dict[str, str] = field(default_factory=dict)
     qtables_sent: int = 0
     seconds: float = 0.0
+    late: LateJoiner | None = None
 
     @property
     def mean(self) -> float:
@@ -68,13 +114,18 @@ class PromptExperiment:
     seed: int = 0
     llm: str = "sim"
     arms: Sequence[str] = ARMS
+    coordinator: bool = False
+    """Also run the federated arm with a coordinator (``federated+c``) and a late joiner beside it."""
     timeout: float = 300.0
     progress: Callable[[str], None] | None = None
 
     def run(self) -> list[ArmResult]:
         if self.root.exists():
             shutil.rmtree(self.root)
-        return [self._run_arm(arm) for arm in self.arms]
+        arms = [*self.arms]
+        if self.coordinator and "federated" in arms:
+            arms.insert(arms.index("federated") + 1, "federated" + COORDINATED)
+        return [self._run_arm(arm) for arm in arms]
 
     def _args(self, arm: str, i: int) -> list[str]:
         return [
@@ -107,23 +158,46 @@ class PromptExperiment:
 
     def _run_arm(self, arm: str) -> ArmResult:
         started = time.monotonic()
+        base, coordinated = arm.removesuffix(COORDINATED), arm.endswith(COORDINATED)
+        coord = start_coordinator(self.root / arm / "coordinator") if coordinated else None
         procs: list[LocalNode] = []
         result = ArmResult(arm)
         try:
             for i in range(self.nodes):
-                args = self._args(arm, i)
-                if arm == "federated":
-                    args += ["--wait-peers", str(self.nodes - 1)]
-                    if procs:
-                        args += ["--seed", procs[0].router]
+                args = self._args(base, i)
+                if base == "federated":
+                    args += ["--wait-peers", str(self.nodes - 1 + coordinated)]
+                    seed = coord or (procs[0] if procs else None)
+                    if seed is not None:
+                        args += ["--seed", seed.router]
                 procs.append(LocalNode(self.root / arm / f"n{i}", args).start())
             wait_until_done(procs, arm, self.root / arm, self.timeout, lambda ev: self._report(arm, ev))
             for p in procs:
                 self._collect(p, result)
-        finally:
             stop_all(procs)
+            if coord is not None:
+                self._late_joiner(arm, coord, result)
+        finally:
+            stop_all([*procs, *([coord] if coord else [])])
         result.seconds = time.monotonic() - started
         return result
+
+    def _late_joiner(self, arm: str, coord: LocalNode, result: ArmResult) -> None:
+        """Early accuracy of a node learning alone, with the coordinator's priors and without."""
+        every = max(self.eval_every // 5, 1)
+
+        def args(name: str) -> list[str]:
+            out = self._args("local", 0)
+            out[out.index("--name") + 1] = name
+            for flag, value in (("--episodes", 2 * every), ("--eval-every", every)):
+                out[out.index(flag) + 1] = str(value)
+            return out
+
+        def first_accuracy(events: list[dict[str, Any]]) -> float:
+            return float(next(e["accuracy"] for e in events if e["event"] == "eval"))
+
+        with_coord, alone = run_late_joiner(self.root / arm, args, coord, first_accuracy, self.timeout)
+        result.late = LateJoiner(with_coord, alone, f"accuracy after {every} questions")
 
     def _collect(self, node: LocalNode, result: ArmResult) -> None:
         events = node.events()
@@ -151,16 +225,27 @@ def render_table(results: Sequence[ArmResult], target: float = 0.8) -> str:
     """The seed's 'Expected Results' table, measured."""
     nodes = list(results[0].accuracy) if results else []
     width = max(len(n) for r in results for n in r.accuracy) if results else 4
-    header = f"{'arm':<10}" + "".join(f"{'node ' + str(i):>{max(width, 7) + 2}}" for i in range(len(nodes)))
+    header = f"{'arm':<13}" + "".join(f"{'node ' + str(i):>{max(width, 7) + 2}}" for i in range(len(nodes)))
     header += f"{'mean':>8}{'episodes to ' + format(target, '.0%'):>18}"
     lines = [header]
     for r in results:
         accs = list(r.accuracy.values())
         reach = r.episodes_to(target)
-        row = f"{r.arm:<10}" + "".join(f"{a:>{max(width, 7) + 2}.0%}" for a in accs)
+        row = f"{r.arm:<13}" + "".join(f"{a:>{max(width, 7) + 2}.0%}" for a in accs)
         row += f"{r.mean:>8.1%}{('never' if reach is None else f'{reach:.0f}'):>18}"
         lines.append(row)
+    lines += [late_line(r) for r in results if r.late is not None]
     return "\n".join(lines)
+
+
+def late_line(result: ArmResult | Any) -> str:
+    """What the coordinator gave a node that joined after the arm: its first figure, with and without."""
+    late = result.late
+    assert late is not None
+    return (
+        f"\nlate joiner after {result.arm}, learning alone, {late.metric}: "
+        f"{late.with_coordinator:.3g} with the coordinator's meta-parameters, {late.alone:.3g} without"
+    )
 
 
 def wait_until_done(
@@ -211,7 +296,7 @@ def write_plot(results: Sequence[ArmResult], path: Path) -> bool:
     if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    colors = {"random": "#999999", "local": "#e08a2c", "federated": "#2c7be0"}
+    colors = {"random": "#999999", "local": "#e08a2c", "federated": "#2c7be0", "federated+c": "#1a9850"}
     for r in results:
         episodes = sorted({ep for c in r.curves.values() for ep, _ in c})
         mean = [sum(dict(c).get(ep, 0.0) for c in r.curves.values()) / len(r.curves) for ep in episodes]

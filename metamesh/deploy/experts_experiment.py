@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metamesh.deploy.experiment import pyplot, save_figure, wait_until_done
+from metamesh.deploy.experiment import (
+    COORDINATED,
+    LateJoiner,
+    late_line,
+    pyplot,
+    run_late_joiner,
+    save_figure,
+    start_coordinator,
+    wait_until_done,
+)
 from metamesh.deploy.local import LocalNode, stop_all
 
 __all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "render_table", "write_plot"]
@@ -44,6 +53,7 @@ class ExpertsArm:
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     epsilon: float | None = None
     seconds: float = 0.0
+    late: LateJoiner | None = None
 
     @property
     def mean(self) -> float:
@@ -66,13 +76,18 @@ class ExpertsExperiment:
     arms: Sequence[str] = ("local", "domain", "global")
     dp_clip: float = 0.1
     dp_noise: float = 1.0
+    coordinator: bool = False
+    """Also run the domain arm with a coordinator (``domain+c``) and a late joiner beside it."""
     timeout: float = 300.0
     progress: Callable[[str], None] | None = None
 
     def run(self) -> list[ExpertsArm]:
         if self.root.exists():
             shutil.rmtree(self.root)
-        return [self._run_arm(arm) for arm in self.arms]
+        arms = [*self.arms]
+        if self.coordinator and "domain" in arms:
+            arms.insert(arms.index("domain") + 1, "domain" + COORDINATED)
+        return [self._run_arm(arm) for arm in arms]
 
     def _args(self, arm: str, domain: str, part: int) -> list[str]:
         args = [
@@ -107,20 +122,26 @@ class ExpertsExperiment:
 
     def _run_arm(self, arm: str) -> ExpertsArm:
         started = time.monotonic()
+        base, coordinated = arm.removesuffix(COORDINATED), arm.endswith(COORDINATED)
+        coord = start_coordinator(self.root / arm / "coordinator") if coordinated else None
         procs: list[LocalNode] = []
         domain_of: dict[str, str] = {}
         total = len(self.domains) * self.per_domain
         # Node 0's ROUTER port is chosen up front so every node can start at once: each imports
         # torch, seconds apiece on a small machine, and they would otherwise wait for node 0.
         seed_port = free_tcp_port()
+        seed = coord.router if coord is not None else f"tcp://127.0.0.1:{seed_port}"
         try:
             for domain in self.domains:
                 for part in range(self.per_domain):
-                    args = self._args(arm, domain, part)
-                    if arm != "local":
-                        args += ["--wait-peers", str(total - 1)]
-                        if procs:
-                            args += ["--seed", f"tcp://127.0.0.1:{seed_port}"]
+                    args = self._args(base, domain, part)
+                    args[args.index("--name") + 1] = (
+                        f"{arm[:3]}{'c' if coordinated else ''}-{domain[:3]}{part}"
+                    )
+                    if base != "local":
+                        args += ["--wait-peers", str(total - 1 + coordinated)]
+                        if procs or coord is not None:
+                            args += ["--seed", seed]
                         else:
                             args += ["--router-port", str(seed_port)]
                     procs.append(LocalNode(self.root / arm / f"{domain}-{part}", args).launch())
@@ -132,10 +153,28 @@ class ExpertsExperiment:
             result = ExpertsArm(arm, domain_of=domain_of)
             for p in procs:
                 self._collect(p, result)
-        finally:
             stop_all(procs)
+            if coord is not None:
+                result.late = self._late_joiner(arm, coord)
+        finally:
+            stop_all([*procs, *([coord] if coord else [])])
         result.seconds = time.monotonic() - started
         return result
+
+    def _late_joiner(self, arm: str, coord: LocalNode) -> LateJoiner:
+        """First-round loss of a node training alone, from the coordinator's initial weights and from w0."""
+
+        def args(name: str) -> list[str]:
+            out = self._args("local", self.domains[0], 0)
+            out[out.index("--name") + 1] = name
+            out[out.index("--episodes") + 1] = "1"
+            return out
+
+        def first_loss(events: list[dict[str, Any]]) -> float:
+            return float(next(e["heldout_loss"] for e in events if e["event"] == "round"))
+
+        with_coord, alone = run_late_joiner(self.root / arm, args, coord, first_loss, self.timeout)
+        return LateJoiner(with_coord, alone, f"{self.domains[0]} held-out loss after one round")
 
     @staticmethod
     def _collect(node: LocalNode, result: ExpertsArm) -> None:
@@ -175,14 +214,15 @@ def render_table(results: Sequence[ExpertsArm], domains: Sequence[str] = DOMAINS
     """Mean held-out MSE per domain and overall, and each arm's ratio to training alone."""
     local = next((r for r in results if r.arm == "local"), None)
     header = (
-        f"{'arm':<9}" + "".join(f"{d:>12}" for d in domains) + f"{'mean':>9}{'vs local':>10}{'epsilon':>9}"
+        f"{'arm':<10}" + "".join(f"{d:>12}" for d in domains) + f"{'mean':>9}{'vs local':>10}{'epsilon':>9}"
     )
     lines = [header]
     for r in results:
-        row = f"{r.arm:<9}" + "".join(f"{r.domain_mean(d):>12.3f}" for d in domains) + f"{r.mean:>9.3f}"
+        row = f"{r.arm:<10}" + "".join(f"{r.domain_mean(d):>12.3f}" for d in domains) + f"{r.mean:>9.3f}"
         row += f"{r.mean / local.mean:>10.2f}" if local is not None and local.mean > 0 else f"{'':>10}"
         row += f"{r.epsilon:>9.1f}" if r.epsilon is not None else f"{'-':>9}"
         lines.append(row)
+    lines += [late_line(r) for r in results if r.late is not None]
     return "\n".join(lines)
 
 
@@ -192,7 +232,13 @@ def write_plot(results: Sequence[ExpertsArm], path: Path) -> bool:
     if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    colors = {"local": "#e08a2c", "domain": "#2c7be0", "global": "#999999", "private": "#6a3d9a"}
+    colors = {
+        "local": "#e08a2c",
+        "domain": "#2c7be0",
+        "domain+c": "#1a9850",
+        "global": "#999999",
+        "private": "#6a3d9a",
+    }
     for r in results:
         rounds = sorted({rnd for c in r.curves.values() for rnd, _ in c})
         mean = [
