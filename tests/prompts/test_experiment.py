@@ -26,3 +26,19 @@ def test_federated_beats_local_beats_random(tmp_path: Path) -> None:
         "art": "think",
     }
     assert sum(fed.best.get(c) == s for c, s in truth.items()) >= 4, fed.best
+
+
+@pytest.mark.timeout(240)
+def test_with_a_coordinator_the_late_joiner_starts_ahead_and_the_table_says_so(tmp_path: Path) -> None:
+    from metamesh.deploy.experiment import render_table
+
+    results = PromptExperiment(
+        root=tmp_path, nodes=3, episodes=100, eval_every=25, pace=0.01, arms=["federated"], coordinator=True
+    ).run()
+    assert [r.arm for r in results] == ["federated", "federated+c"]
+    coordinated = results[1]
+    assert coordinated.mean >= 0.75 and coordinated.late is not None
+    assert coordinated.late.with_coordinator >= coordinated.late.alone + 0.1, coordinated.late
+    table = render_table(results)
+    assert "federated+c" in table and "late joiner after federated+c" in table
+    assert list((tmp_path / "federated+c" / "coordinator").glob("events.jsonl"))
