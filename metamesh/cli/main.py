@@ -15,6 +15,7 @@ from metamesh.cli import (
     experiment_cmd,
     keys_cmd,
     node_cmd,
+    report_cmd,
     status_cmd,
 )
 from metamesh.cli.logs import setup_logging
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         coordinator_cmd,
         cluster_cmd,
         status_cmd,
+        report_cmd,
         keys_cmd,
         deploy_cmd,
     ):

@@ -200,14 +200,7 @@ class PromptExperiment:
         result.late = LateJoiner(with_coord, alone, f"accuracy after {every} questions")
 
     def _collect(self, node: LocalNode, result: ArmResult) -> None:
-        events = node.events()
-        done = next(e for e in events if e["event"] == "done")
-        result.accuracy[node.id] = float(done["accuracy"])
-        result.curves[node.id] = [
-            (int(e["episodes"]), float(e["accuracy"])) for e in events if e["event"] == "eval"
-        ]
-        if not result.best:
-            result.best = dict(done.get("best", {}))
+        collect(node.id, node.events(), result)
 
     def _report(self, arm: str, events: dict[str, list[dict[str, Any]]]) -> None:
         if self.progress is None:
@@ -219,6 +212,20 @@ class PromptExperiment:
                 f"{node} ep {last['episodes']:>4} acc {last['accuracy']:.2f}" if last else f"{node} starting"
             )
         self.progress(f"{arm:<9} " + " | ".join(parts))
+
+
+def collect(node: str, events: Sequence[dict[str, Any]], result: ArmResult) -> bool:
+    """Add a node's evaluations to ``result``: its final accuracy (or its last, if it never finished)."""
+    curve = [(int(e["episodes"]), float(e["accuracy"])) for e in events if e["event"] == "eval"]
+    done = next((e for e in events if e["event"] == "done"), None)
+    if not curve and done is None:
+        return False
+    result.curves[node] = curve
+    final = done.get("accuracy") if done is not None else None
+    result.accuracy[node] = float(final) if final is not None else curve[-1][1]
+    if done is not None and not result.best:
+        result.best = dict(done.get("best", {}))
+    return True
 
 
 def render_table(results: Sequence[ArmResult], target: float = 0.8) -> str:

@@ -36,7 +36,7 @@ from metamesh.deploy.experiment import (
 )
 from metamesh.deploy.local import LocalNode, stop_all
 
-__all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "render_table", "write_plot"]
+__all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "collect", "render_table", "write_plot"]
 
 log = logging.getLogger(__name__)
 
@@ -178,14 +178,7 @@ class ExpertsExperiment:
 
     @staticmethod
     def _collect(node: LocalNode, result: ExpertsArm) -> None:
-        events = node.events()
-        done = next(e for e in events if e["event"] == "done")
-        result.loss[node.id] = float(done["heldout_loss"])
-        result.curves[node.id] = [
-            (int(e["round"]), float(e["heldout_loss"])) for e in events if e["event"] == "round"
-        ]
-        if "epsilon" in done:
-            result.epsilon = float(done["epsilon"])
+        collect(node.id, node.events(), result)
 
     def _report(self, arm: str, events: dict[str, list[dict[str, Any]]]) -> None:
         if self.progress is None:
@@ -201,6 +194,19 @@ class ExpertsExperiment:
             f"{arm:<8} {len(events)} nodes, rounds {min(rounds)}-{max(rounds)} of {self.rounds}, "
             f"mean held-out loss {loss}"
         )
+
+
+def collect(node: str, events: Sequence[dict[str, Any]], result: ExpertsArm) -> bool:
+    """Add a node's rounds to ``result``: its final held-out loss (or its last, if it never finished)."""
+    rounds = [e for e in events if e["event"] == "round"]
+    if not rounds:
+        return False
+    done = next((e for e in events if e["event"] == "done"), rounds[-1])
+    result.loss[node] = float(done["heldout_loss"])
+    result.curves[node] = [(int(e["round"]), float(e["heldout_loss"])) for e in rounds]
+    if "epsilon" in done:
+        result.epsilon = float(done["epsilon"])
+    return True
 
 
 def free_tcp_port(host: str = "127.0.0.1") -> int:

@@ -108,6 +108,14 @@ class Membership:
                 rec.state, rec.changed_at, rec.streak = new, now, 0
         return out
 
+    def absent(self, now: float) -> list[tuple[str, float]]:
+        """Peers not alive, with how long they have been in their state: candidates for a probe."""
+        return [(p, now - r.changed_at) for p, r in self._peers.items() if r.state is not PeerState.ALIVE]
+
+    def forget(self, peer: str) -> None:
+        """Drop a peer given up on; if it comes back it is new."""
+        self._peers.pop(peer, None)
+
     def state(self, peer: str) -> PeerState | None:
         rec = self._peers.get(peer)
         return None if rec is None else rec.state

@@ -75,6 +75,10 @@ STOP_TIMEOUT = 5.0
 MAX_REMEMBERED_PEERS = 32
 #: Hellos a remembered peer gets before it is given up (it may have left for good).
 REMEMBERED_TRIES = 4
+#: Silent peers probed per round (each at most once per ``suspect_after``).
+PROBES_PER_ROUND = 8
+#: A peer dead this many ``dead_after`` periods is given up: forgotten, no longer probed.
+GIVE_UP_AFTER = 10
 
 
 @dataclass(slots=True)
@@ -143,12 +147,16 @@ class Node:
             [GLOBAL_DOMAIN, *config.domains],
         )
         self._rng = random.Random(f"{config.seed}:{self.id}")
-        self.latest: dict[tuple[str, str], _Latest] = {}
+        # The latest message per (sender, kind, domain): a prompt learner's row per category domain,
+        # an experts node's insight (data domain) and offset (exchange domain) are separate states.
+        self.latest: dict[tuple[str, str, str], _Latest] = {}
         self.meta: Meta | None = None
         self._meta_frames: tuple[Any, ...] = ()
         self._meta_id: tuple[str, int] = ("", -1)  # (sender, seq) of the meta held
         self._seen = SeenCache(capacity=65_536, ttl=300.0)
         self._fetching: set[tuple[str, int]] = set()  # announced by ihave, being fetched
+        self._probing: set[str] = set()  # silent peers being asked whether they are back
+        self._last_probe_round = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._peer_joined = asyncio.Event()
@@ -364,7 +372,7 @@ class Node:
         self.counters.bytes_sent += sum(memoryview(f).nbytes for f in frames)
         self._seen.check_and_add((self.id, env.seq), time.monotonic())
         if body.KIND in STATE_KINDS:
-            self.latest[(self.id, body.KIND)] = _Latest(env.seq, domain, tuple(frames[1:]))
+            self.latest[(self.id, body.KIND, domain)] = _Latest(env.seq, domain, tuple(frames[1:]))
         elif isinstance(body, Meta):  # a coordinator serves its own meta to late joiners too
             self._hold_meta(body, tuple(frames[1:]), env.id)
         return env
@@ -429,24 +437,24 @@ class Node:
             self._pub_raw.send_multipart(relay_frames(env), copy=False)
             self.counters.relayed[env.kind] += 1
         self._dispatch(env)
-        if hops > 0 and lazy and self._holds(env.sender, env.kind, env.seq):
+        if hops > 0 and lazy and self._holds(env.sender, env.kind, env.domain, env.seq):
             # Peers linked to the author have it already; the others fetch it from us (gossipsub's
             # IHAVE/IWANT), so a large delta crosses each link about once instead of once per relay.
             self.publish(env.domain, IHave(env.sender, env.seq, env.kind, hops - 1), hops=0)
             self.counters.relayed[env.kind] += 1
 
-    def _holds(self, sender: str, kind: str, seq: int) -> bool:
-        """Whether this exact message is what we keep (and serve) for ``(sender, kind)``."""
+    def _holds(self, sender: str, kind: str, domain: str, seq: int) -> bool:
+        """Whether this exact message is what we keep (and serve) for ``(sender, kind, domain)``."""
         if kind == "meta":
             return self._meta_id == (sender, seq)
-        return self.latest.get((sender, kind), _NO_LATEST).seq == seq
+        return self.latest.get((sender, kind, domain), _NO_LATEST).seq == seq
 
     def _on_ihave(self, announcer: str, domain: str, body: IHave) -> None:
         key = (body.origin, body.seq)
         if body.kind == "meta":
             newer = self._meta_id[0] == body.origin and self._meta_id[1] >= body.seq
         else:
-            newer = self.latest.get((body.origin, body.kind), _NO_LATEST).seq >= body.seq
+            newer = self.latest.get((body.origin, body.kind, domain), _NO_LATEST).seq >= body.seq
         if body.origin == self.id or key in self._seen or newer:
             return
         record = self.peers.get(announcer)
@@ -496,7 +504,7 @@ class Node:
                     if self.learner is not None:
                         self.learner.apply_meta(body)
             case _ if env.kind in STATE_KINDS:
-                key = (env.sender, env.kind)
+                key = (env.sender, env.kind, env.domain)
                 previous = self.latest.get(key)
                 if previous is not None and previous.seq >= env.seq:
                     self.counters.dropped["stale"] += 1
@@ -690,8 +698,59 @@ class Node:
                 log.info(
                     "peer %s: %s -> %s", transition.peer, _state_name(transition.old), transition.new.value
                 )
+            self._probe_silent(now)
             self._mesh_tick(now)
             await asyncio.sleep(self.config.heartbeat_interval)
+
+    def _probe_silent(self, now: float) -> None:
+        """Ask suspect and dead peers directly whether they are back.
+
+        Their SUB links are gone (they left every mesh), so no heartbeat of theirs
+        would reach us when a cut link heals: without a probe both sides would
+        stay apart. A probe is ``rejoin_heartbeats`` hellos in a row, so the
+        membership hysteresis holds. A peer dead for ``GIVE_UP_AFTER`` periods
+        is forgotten; peer exchange, beacons or seeds bring it back if it returns.
+        """
+        cfg = self.config
+        if now - self._last_probe_round < cfg.suspect_after:
+            return
+        self._last_probe_round = now
+        absent = self.membership.absent(now)
+        self._rng.shuffle(absent)
+        for peer_id, since in absent:
+            if since > GIVE_UP_AFTER * cfg.dead_after and self.membership.state(peer_id) is PeerState.DEAD:
+                self.membership.forget(peer_id)
+                self.events.write("peer", peer=peer_id, old="dead", new="forgotten")
+                continue
+            if (
+                len(self._probing) < PROBES_PER_ROUND
+                and peer_id not in self._probing
+                and peer_id in self.peers
+            ):
+                self._probing.add(peer_id)
+                self._spawn(self._probe(peer_id), "probe")
+
+    async def _probe(self, peer_id: str) -> None:
+        try:
+            for _ in range(self.config.rejoin_heartbeats):
+                record = self.peers.get(peer_id)
+                if record is None:
+                    return
+                replies = await self.request(
+                    record.addr.router,
+                    self._hello(),
+                    timeout=self.config.heartbeat_interval * 2,
+                    peer_id=peer_id,
+                )
+                for env in replies:
+                    self._dispatch(env)
+                if self.membership.state(peer_id) is PeerState.ALIVE:
+                    self._reconcile()
+                    return
+        except (TimeoutError, TransportError) as exc:
+            log.debug("probe of %s: no answer (%s)", peer_id, exc)
+        finally:
+            self._probing.discard(peer_id)
 
     def _update_domains(self, now: float) -> None:
         """Join and leave domains as the learner's affinity crosses the Schmitt trigger."""
@@ -791,10 +850,10 @@ class Node:
     def _send_snapshot(
         self, identity: Any, request: Envelope, domains: set[str], senders: AbstractSet[str] = frozenset()
     ) -> None:
-        """The Clone pattern: the latest message per (sender, kind), as authored, then an end marker."""
+        """The Clone pattern: the latest message per (sender, kind, domain) as authored, then an end mark."""
         covered: dict[str, int] = {}
         count = 0
-        for (sender, kind), latest in list(self.latest.items()):
+        for (sender, kind, _), latest in list(self.latest.items()):
             if (domains and latest.domain not in domains) or (senders and sender not in senders):
                 continue
             topic = f"{latest.domain}/{kind}/0".encode()
@@ -892,7 +951,7 @@ class Node:
             "counters": self.counters.report(),
             "learner": dict(self.learner.summary()) if self.learner is not None else {},
             "meta_version": self.meta.version if self.meta is not None else None,
-            "state": {f"{sender}/{kind}": latest.seq for (sender, kind), latest in self.latest.items()},
+            "state": {f"{s}/{k}/{d}": latest.seq for (s, k, d), latest in self.latest.items()},
         }
 
 

@@ -88,3 +88,16 @@ def test_tracked_peers_are_bounded_dead_first() -> None:
 def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError, match="suspect_after"):
         MembershipConfig(heartbeat_interval=5, suspect_after=1, dead_after=3)
+
+
+def test_absent_peers_are_listed_with_how_long_and_can_be_forgotten() -> None:
+    m = Membership(LOCAL)
+    m.observe("a", 0.0)
+    m.observe("b", 0.0)
+    m.tick(1.0)  # both suspect at t=1
+    m.observe("b", 1.1)  # b heard again, still suspect until a streak
+    m.tick(3.0)  # a dead at t=3
+    assert dict(m.absent(4.0)) == {"a": 1.0, "b": 3.0}
+    m.forget("a")
+    assert m.state("a") is None and [p for p, _ in m.absent(4.0)] == ["b"]
+    assert m.observe("a", 5.0) is not None  # back as a new peer

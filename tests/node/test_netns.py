@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import Cluster, wait_until
+from tests.cluster import Cluster, NodeProcess, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
@@ -22,8 +22,9 @@ def _ip(*args: str) -> None:
 
 
 @pytest.fixture
-def hosts() -> Iterator[list[tuple[str, str]]]:
-    """Three namespaces ("hosts") joined by a bridge; removed afterwards, whatever happens."""
+def hosts() -> Iterator[list[tuple[str, str, str]]]:
+    """Three namespaces ("hosts") joined by a bridge, as ``(namespace, address, interface)``; the bridge
+    has an address too, so this process can ask the nodes for their status. Removed afterwards."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and iproute2 to create network namespaces")
     tag = uuid.uuid4().hex[:6]
@@ -36,6 +37,7 @@ def hosts() -> Iterator[list[tuple[str, str]]]:
         except subprocess.CalledProcessError as exc:
             pytest.skip(f"cannot create a bridge here: {exc.stderr.decode().strip()}")
         _ip("link", "set", bridge, "up")
+        _ip("addr", "add", f"{SUBNET}.1/24", "dev", bridge)
         out = []
         for i, ns in enumerate(names):
             _ip("netns", "add", ns)
@@ -49,7 +51,7 @@ def hosts() -> Iterator[list[tuple[str, str]]]:
             _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", veth)
             _ip("-n", ns, "link", "set", veth, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
-            out.append((ns, addr))
+            out.append((ns, addr, veth))
         yield out
     finally:
         for ns in created:
@@ -60,10 +62,10 @@ def hosts() -> Iterator[list[tuple[str, str]]]:
 
 @pytest.mark.timeout(120)
 def test_nodes_with_no_seeds_find_each_other_by_udp_beacon(
-    cluster: Cluster, hosts: list[tuple[str, str]]
+    cluster: Cluster, hosts: list[tuple[str, str, str]]
 ) -> None:
     nodes = []
-    for i, (ns, addr) in enumerate(hosts):
+    for i, (ns, addr, _) in enumerate(hosts):
         nodes.append(
             cluster.start(
                 f"h{i}",
@@ -97,3 +99,76 @@ def test_nodes_with_no_seeds_find_each_other_by_udp_beacon(
             10,
             f"{n.id} to hear both beacons",
         )
+
+
+def peer_events(node: NodeProcess, peer: str) -> list[str]:
+    return [e["new"] for e in node.events() if e["event"] == "peer" and e["peer"] == peer]
+
+
+def episodes(node: NodeProcess) -> int:
+    report = node.status()
+    return int(report["learner"]["episodes"]) if report is not None else -1
+
+
+def held_rows(node: NodeProcess, author: str) -> dict[str, int]:
+    """The latest Q-table of each category domain that ``node`` holds from ``author``: key -> seq."""
+    report = node.status()
+    if report is None:
+        return {}
+    return {k: v for k, v in report["state"].items() if k.startswith(f"{author}/qtable/")}
+
+
+@pytest.mark.timeout(240)
+def test_learning_across_hosts_survives_a_cut_link_and_the_node_rejoins_and_catches_up(
+    cluster: Cluster, hosts: list[tuple[str, str, str]]
+) -> None:
+    nodes = []
+    for i, (ns, addr, _) in enumerate(hosts):
+        nodes.append(
+            cluster.start(
+                f"h{i}",
+                *("--host", "0.0.0.0", "--advertise", addr, "--beacon", "--beacon-address", f"{SUBNET}.255"),
+                *("--learner", "prompts", "--pace", "0.05", "--seed-value", str(i), "--eval-every", "40"),
+                *("--domain-enter", "0.02", "--domain-exit", "0.01"),
+                prefix=("ip", "netns", "exec", ns),
+            )
+        )
+    h0, h1, h2 = nodes
+    # Learning across hosts: every node holds Q-table rows of every other, in several categories.
+    wait_until(
+        lambda: all(len(held_rows(n, m.id)) >= 3 for n in nodes for m in nodes if m is not n),
+        60,
+        "every node to hold rows of at least 3 categories from each other node",
+    )
+    wait_until(
+        lambda: any(e["event"] == "eval" and e["peer_rows"] >= 6 for e in h0.events()),
+        60,
+        "h0 to decide on at least 6 rows of its peers",
+    )
+
+    ns2, _, veth2 = hosts[2]
+    _ip("-n", ns2, "link", "set", veth2, "down")  # the cable is pulled
+    for n in (h0, h1):
+        wait_until(
+            lambda n=n: peer_events(n, h2.id)[-2:] == ["suspect", "dead"], 30, f"{n.id} to mark h2 dead"
+        )
+    # The others carry on learning and sharing with each other.
+    before = {n.id: (episodes(n), held_rows(h1, h0.id)) for n in (h0, h1)}
+    wait_until(
+        lambda: all(episodes(n) >= before[n.id][0] + 40 for n in (h0, h1)), 60, "40 more episodes each"
+    )
+    newer = held_rows(h1, h0.id)
+    assert any(newer[k] > before[h1.id][1].get(k, -1) for k in newer), "h1 got nothing new from h0"
+
+    _ip("-n", ns2, "link", "set", veth2, "up")  # plugged back in
+    for n in (h0, h1):
+        wait_until(lambda n=n: peer_events(n, h2.id)[-1:] == ["alive"], 30, f"{n.id} to see h2 alive again")
+    # h2 catches up: it comes to hold h0's rows as they are now (or newer), in every category h0 shares.
+    target = held_rows(h0, h0.id)
+    wait_until(
+        lambda: all(held_rows(h2, h0.id).get(k, -1) >= seq for k, seq in target.items()),
+        60,
+        "h2 to hold h0's current rows",
+    )
+    for n in nodes:
+        assert n.alive()

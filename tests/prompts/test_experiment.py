@@ -33,7 +33,7 @@ def test_with_a_coordinator_the_late_joiner_starts_ahead_and_the_table_says_so(t
     from metamesh.deploy.experiment import render_table
 
     results = PromptExperiment(
-        root=tmp_path, nodes=3, episodes=100, eval_every=25, pace=0.01, arms=["federated"], coordinator=True
+        root=tmp_path, nodes=3, episodes=150, eval_every=50, pace=0.01, arms=["federated"], coordinator=True
     ).run()
     assert [r.arm for r in results] == ["federated", "federated+c"]
     coordinated = results[1]

@@ -1,0 +1,131 @@
+"""Tables and plots from a run directory's event logs, after the fact.
+
+An experiment writes ``RUNDIR/<arm>/<node>/events.jsonl`` for every node; this
+rebuilds its results from those logs alone, so a run that was interrupted, or
+whose ``results.json`` is gone, can still be reported (a node that never
+finished counts with its last evaluation). Which experiment it was is read
+from the events: prompt learners log ``eval``, experts log ``round``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metamesh.deploy import experiment as prompts
+from metamesh.deploy import experts_experiment as experts
+from metamesh.errors import MetameshError
+
+__all__ = ["Report", "build_report"]
+
+#: Directories beside an arm's nodes that are not its nodes.
+NOT_NODES = frozenset({"coordinator", "late-joiner", "late-fresh"})
+
+
+@dataclass(slots=True)
+class Report:
+    kind: str  # "prompts" or "experts"
+    table: str
+    arms: list[Any]
+    domains: list[str]
+
+    def plot(self, path: Path) -> bool:
+        if self.kind == "prompts":
+            return prompts.write_plot(self.arms, path)
+        return experts.write_plot(self.arms, path)
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """A node's event log; a line cut short by a crash is skipped."""
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def _node_id(home: Path, events: list[dict[str, Any]]) -> str:
+    return str(next((e["node"] for e in events if e["event"] == "start"), home.name))
+
+
+def _nodes(arm_dir: Path) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
+    for home in sorted(arm_dir.iterdir()):
+        log = home / "events.jsonl"
+        if home.is_dir() and home.name not in NOT_NODES and log.exists():
+            yield home, read_events(log)
+
+
+def _arm_order(name: str) -> tuple[int, str]:
+    order = [*prompts.ARMS, *experts.ARMS]
+    base = name.removesuffix(prompts.COORDINATED)
+    return (order.index(base) if base in order else len(order), name)
+
+
+def _late(arm_dir: Path, metric: str) -> prompts.LateJoiner | None:
+    logs = [arm_dir / name / "events.jsonl" for name in ("late-joiner", "late-fresh")]
+    if not all(p.exists() for p in logs):
+        return None
+    key, event = ("accuracy", "eval") if metric == "prompts" else ("heldout_loss", "round")
+    firsts = []
+    for path in logs:
+        value = next((e[key] for e in read_events(path) if e["event"] == event), None)
+        if value is None:
+            return None
+        firsts.append(float(value))
+    label = "accuracy at the first evaluation" if metric == "prompts" else "held-out loss after one round"
+    return prompts.LateJoiner(firsts[0], firsts[1], label)
+
+
+def build_report(root: Path) -> Report:
+    """Rebuild an experiment's table from ``root/<arm>/<node>/events.jsonl``. Raises MetameshError."""
+    if not root.is_dir():
+        raise MetameshError(f"{root} is not a directory")
+    arm_dirs = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: _arm_order(d.name))
+    logs = {d.name: list(_nodes(d)) for d in arm_dirs}
+    logs = {arm: nodes for arm, nodes in logs.items() if nodes}
+    if not logs:
+        raise MetameshError(f"no event logs under {root}/<arm>/<node>/events.jsonl: is it a run directory?")
+    every = [e for nodes in logs.values() for _, events in nodes for e in events]
+    if any(e["event"] == "eval" for e in every):
+        return _prompts_report(root, logs)
+    if any(e["event"] == "round" for e in every):
+        return _experts_report(root, logs)
+    raise MetameshError(f"the event logs under {root} hold no evaluations or training rounds yet")
+
+
+Logs = dict[str, list[tuple[Path, list[dict[str, Any]]]]]
+
+
+def _prompts_report(root: Path, logs: Logs) -> Report:
+    arms = []
+    for arm, nodes in logs.items():
+        result = prompts.ArmResult(arm)
+        for home, events in nodes:
+            prompts.collect(_node_id(home, events), events, result)
+        result.late = _late(root / arm, "prompts")
+        if result.accuracy:
+            arms.append(result)
+    return Report("prompts", prompts.render_table(arms), arms, [])
+
+
+def _experts_report(root: Path, logs: Logs) -> Report:
+    arms: list[experts.ExpertsArm] = []
+    domains: list[str] = []
+    for arm, nodes in logs.items():
+        result = experts.ExpertsArm(arm)
+        for home, events in nodes:
+            node = _node_id(home, events)
+            if experts.collect(node, events, result):
+                domain = home.name.rsplit("-", 1)[0]  # node homes are DOMAIN-PART
+                result.domain_of[node] = domain
+                if domain not in domains:
+                    domains.append(domain)
+        result.late = _late(root / arm, "experts")
+        if result.loss:
+            arms.append(result)
+    return Report("experts", experts.render_table(arms, domains), arms, domains)
