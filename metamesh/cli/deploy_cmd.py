@@ -11,13 +11,17 @@ from metamesh.cli import exitcodes
 HELP = "render deployment files (systemd units) for LAN hosts"
 
 DESCRIPTION = """\
-Prints a systemd unit that runs a node with the flags you give after --.
-Install it with:
+Prints a systemd unit that runs a node (or, with --coordinator, the
+coordinator) with the flags you give after --. Install it with:
 
   metamesh deploy systemd --name n1 --home /var/lib/metamesh/n1 -- \\
       --profile lan --host 0.0.0.0 --beacon --keys /var/lib/metamesh/n1/keys \\
       > /etc/systemd/system/metamesh-n1.service
   systemctl daemon-reload && systemctl enable --now metamesh-n1
+
+  metamesh deploy systemd --coordinator --name coord --home /var/lib/metamesh/coord -- \\
+      --profile lan --host 0.0.0.0 --router-port 5556 --pub-port 5555 --beacon \\
+      > /etc/systemd/system/metamesh-coord.service
 """
 
 
@@ -34,9 +38,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     s.add_argument("--name", required=True, help="node name, used for the unit and the node id")
     s.add_argument("--home", type=Path, required=True, help="the node's directory on the host")
+    s.add_argument(
+        "--coordinator", action="store_true", help="run `metamesh coordinator` instead of `metamesh node`"
+    )
     s.add_argument("--user", default="metamesh", help="system user to run as (default metamesh)")
     s.add_argument("--python", default=sys.executable, help="python with metamesh installed")
-    s.add_argument("node_args", nargs=argparse.REMAINDER, help="-- then flags for `metamesh node`")
+    s.add_argument(
+        "node_args", nargs=argparse.REMAINDER, help="-- then flags for `metamesh node` (or `coordinator`)"
+    )
     s.set_defaults(run=run)
 
 
@@ -54,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
             args=["--name", args.name, *node_args],
             user=args.user,
             python=args.python,
+            command="coordinator" if args.coordinator else "node",
+            description="metamesh coordinator" if args.coordinator else "metamesh node",
         )
     )
     return exitcodes.OK

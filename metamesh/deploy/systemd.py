@@ -19,9 +19,11 @@ def render_unit(
     user: str = "metamesh",
     python: str = sys.executable,
     description: str = "metamesh node",
+    command: str = "node",
 ) -> str:
-    """The text of ``metamesh-NAME.service``; ``args`` are the node's flags."""
-    command = " ".join(shlex.quote(a) for a in [python, "-m", "metamesh", "node", "--home", str(home), *args])
+    """The text of ``metamesh-NAME.service``; ``args`` are the flags of ``metamesh COMMAND``."""
+    argv = [python, "-m", "metamesh", command, "--home", str(home), *args]
+    line = " ".join(shlex.quote(a) for a in argv)
     return f"""[Unit]
 Description={description} {name}
 Documentation=https://github.com/metamesh/metamesh#readme
@@ -33,7 +35,7 @@ Type=simple
 User={user}
 Group={user}
 WorkingDirectory={home}
-ExecStart={command}
+ExecStart={line}
 # SIGTERM lets the node say bye to its peers and write a checkpoint.
 KillSignal=SIGTERM
 TimeoutStopSec=20

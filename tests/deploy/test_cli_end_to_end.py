@@ -29,12 +29,17 @@ def _metamesh(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[s
 def test_demo_shows_federated_above_local_above_random_and_leaves_nothing_running(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = _metamesh(
-        "demo", "--episodes", "150", "--eval-every", "50", "--out", str(out), "--seed", "1", timeout=200
-    )
+        "demo", "--episodes", "150", "--eval-every", "50", "--out", str(out), "--seed", "1", "--no-experts",
+        timeout=200,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "federated" in result.stdout and "episodes to 80%" in result.stdout
     doc = json.loads((out / "results.json").read_text())
     assert doc["federated"]["mean"] > doc["local"]["mean"] > doc["random"]["mean"]
+    late = doc["federated+c"]["late_joiner"]
+    assert doc["federated+c"]["mean"] > doc["local"]["mean"] and late["with_coordinator"] > late["alone"]
+    report = _metamesh("report", str(out), "--no-plot")
+    assert report.returncode == 0 and "federated+c" in report.stdout, report.stderr
     assert (out / "accuracy.png").stat().st_size > 10_000
     assert processes_mentioning(str(out)) == []
 

@@ -39,6 +39,18 @@ def test_unit_runs_the_node_with_its_flags_and_stops_it_gracefully(
     assert "ReadWritePaths=/var/lib/metamesh/n1" in unit and "[Install]" in unit
 
 
+def test_coordinator_unit_runs_the_coordinator(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["deploy", "systemd", "--coordinator", "--name", "coord", "--home", "/srv/coord", "--python",
+            "/usr/bin/python3", "--", "--router-port", "5556"]  # fmt: skip
+    assert main(argv) == 0
+    unit = capsys.readouterr().out
+    assert (
+        "ExecStart=/usr/bin/python3 -m metamesh coordinator --home /srv/coord --name coord --router-port 5556"
+        in unit
+    )
+    assert "Description=metamesh coordinator coord" in unit
+
+
 def test_unit_passes_systemd_analyze_where_available(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
