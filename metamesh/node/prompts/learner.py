@@ -95,6 +95,7 @@ class PromptLearner:
         self._shared: dict[str, tuple[np.ndarray, float, float]] = {}
         self.priors: dict[str, QRow] = {}  # from a coordinator's meta-parameters
         self.meta_epsilon: dict[str, float] = {}
+        self._meta_logged: list[str] = []
         self.options = GenerateOptions(temperature=0.2, max_tokens=96)
 
     # -- the learner interface -------------------------------------------------
@@ -258,7 +259,8 @@ class PromptLearner:
             category = name[len("eps.") :]
             if name.startswith("eps.") and category in self.own and 0 <= value <= 1:
                 self.meta_epsilon[category] = float(value)
-        if applied or self.meta_epsilon:
+        if sorted(applied) != self._meta_logged:  # logged when the categories covered change, not per version
+            self._meta_logged = sorted(applied)
             self._events.append(
                 ("meta_applied", {"version": meta.version, "priors": sorted(applied),
                                   "epsilon": {c: round(e, 4) for c, e in sorted(self.meta_epsilon.items())}})
