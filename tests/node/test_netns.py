@@ -60,25 +60,24 @@ def hosts() -> Iterator[list[tuple[str, str, str]]]:
         subprocess.run(["ip", "link", "del", bridge], capture_output=True, timeout=10)
 
 
+def start_hosts(cluster: Cluster, hosts: list[tuple[str, str, str]], *args: str) -> list[NodeProcess]:
+    """A node in each namespace, bound to every interface, finding the others by beacon only."""
+    return [
+        cluster.start(
+            f"h{i}",
+            *("--host", "0.0.0.0", "--advertise", addr, "--beacon", "--beacon-address", f"{SUBNET}.255"),
+            *("--seed-value", str(i), *args),
+            prefix=("ip", "netns", "exec", ns),
+        )
+        for i, (ns, addr, _) in enumerate(hosts)
+    ]
+
+
 @pytest.mark.timeout(120)
 def test_nodes_with_no_seeds_find_each_other_by_udp_beacon(
     cluster: Cluster, hosts: list[tuple[str, str, str]]
 ) -> None:
-    nodes = []
-    for i, (ns, addr, _) in enumerate(hosts):
-        nodes.append(
-            cluster.start(
-                f"h{i}",
-                "--host",
-                "0.0.0.0",
-                "--advertise",
-                addr,
-                "--beacon",
-                "--beacon-address",
-                f"{SUBNET}.255",
-                prefix=("ip", "netns", "exec", ns),
-            )
-        )
+    nodes = start_hosts(cluster, hosts)
 
     def alive_peers(node: object) -> set[str]:
         events = node.events()  # type: ignore[attr-defined]
@@ -122,17 +121,8 @@ def held_rows(node: NodeProcess, author: str) -> dict[str, int]:
 def test_learning_across_hosts_survives_a_cut_link_and_the_node_rejoins_and_catches_up(
     cluster: Cluster, hosts: list[tuple[str, str, str]]
 ) -> None:
-    nodes = []
-    for i, (ns, addr, _) in enumerate(hosts):
-        nodes.append(
-            cluster.start(
-                f"h{i}",
-                *("--host", "0.0.0.0", "--advertise", addr, "--beacon", "--beacon-address", f"{SUBNET}.255"),
-                *("--learner", "prompts", "--pace", "0.05", "--seed-value", str(i), "--eval-every", "40"),
-                *("--domain-enter", "0.02", "--domain-exit", "0.01"),
-                prefix=("ip", "netns", "exec", ns),
-            )
-        )
+    learner = ("--learner", "prompts", "--pace", "0.05", "--eval-every", "40")
+    nodes = start_hosts(cluster, hosts, *learner, "--domain-enter", "0.02", "--domain-exit", "0.01")
     h0, h1, h2 = nodes
     # Learning across hosts: every node holds Q-table rows of every other, in several categories.
     wait_until(
