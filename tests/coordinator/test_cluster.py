@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,8 +45,7 @@ def test_nodes_keep_learning_without_the_coordinator_and_it_resumes_from_disk(cl
     wait_until(lambda: min(meta_versions(nodes)) >= 2, 60, "every node to apply a meta of version 2")
     wait_until(lambda: min(len(losses(n)) for n in nodes) >= 5, 60, "every node to train 5 rounds")
     wait_until(lambda: events(coord, "checkpoint"), 10, "the coordinator to checkpoint")
-    os.kill(coord.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
-    coord.proc.wait(10)  # type: ignore[union-attr]
+    coord.kill()  # SIGKILL: no bye, no final checkpoint
     at_kill = {n.id: len(losses(n)) for n in nodes}
     version_at_kill = max(meta_versions(nodes))
 
