@@ -176,13 +176,13 @@ class PromptExperiment:
                 self._collect(p, result)
             stop_all(procs)
             if coord is not None:
-                self._late_joiner(arm, coord, result)
+                result.late = self._late_joiner(arm, coord)
         finally:
             stop_all([*procs, *([coord] if coord else [])])
         result.seconds = time.monotonic() - started
         return result
 
-    def _late_joiner(self, arm: str, coord: LocalNode, result: ArmResult) -> None:
+    def _late_joiner(self, arm: str, coord: LocalNode) -> LateJoiner:
         """Early accuracy of a node learning alone, with the coordinator's priors and without."""
         every = max(self.eval_every // 5, 1)
 
@@ -197,7 +197,7 @@ class PromptExperiment:
             return float(next(e["accuracy"] for e in events if e["event"] == "eval"))
 
         with_coord, alone = run_late_joiner(self.root / arm, args, coord, first_accuracy, self.timeout)
-        result.late = LateJoiner(with_coord, alone, f"accuracy after {every} questions")
+        return LateJoiner(with_coord, alone, f"accuracy after {every} questions")
 
     def _collect(self, node: LocalNode, result: ArmResult) -> None:
         collect(node.id, node.events(), result)
@@ -218,10 +218,10 @@ def collect(node: str, events: Sequence[dict[str, Any]], result: ArmResult) -> b
     """Add a node's evaluations to ``result``: its final accuracy (or its last, if it never finished)."""
     curve = [(int(e["episodes"]), float(e["accuracy"])) for e in events if e["event"] == "eval"]
     done = next((e for e in events if e["event"] == "done"), None)
-    if not curve and done is None:
+    final = done.get("accuracy") if done is not None else None
+    if final is None and not curve:
         return False
     result.curves[node] = curve
-    final = done.get("accuracy") if done is not None else None
     result.accuracy[node] = float(final) if final is not None else curve[-1][1]
     if done is not None and not result.best:
         result.best = dict(done.get("best", {}))
