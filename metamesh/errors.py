@@ -72,12 +72,15 @@ class ProtocolError(MetameshError):
     """Untrusted input failed to decode or validate.
 
     ``reason`` is a stable code for counters; ``detail`` is for humans and is
-    already truncated, so it is safe to log.
+    already truncated, so it is safe to log. ``author`` is set when the
+    message failed after its sender was known (and, on a signed network,
+    verified), so the failure can count against that peer's score.
     """
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    def __init__(self, reason: Reason, detail: str = "", author: str | None = None) -> None:
         self.reason = reason
         self.detail = detail[:200]
+        self.author = author
         super().__init__(f"{reason.value}: {self.detail}" if detail else reason.value)
 
 

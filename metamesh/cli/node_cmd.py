@@ -11,7 +11,7 @@ from pathlib import Path
 
 from metamesh.cli import exitcodes
 from metamesh.errors import MetameshError
-from metamesh.node.config import PROFILES, NodeConfig, load_config
+from metamesh.node.config import POISONS, PROFILES, NodeConfig, load_config
 
 #: Command-line destinations that are node settings (``profile`` is passed on its own).
 NODE_SETTINGS = frozenset(NodeConfig.__dataclass_fields__) - {"profile", "limits"}
@@ -76,8 +76,23 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
         "--keys",
         type=Path,
         dest="keys_dir",
-        help="keys directory: encrypt with CurveZMQ, admit allowlisted peers only",
+        help="keys directory: encrypt with CurveZMQ, admit allowlisted peers only, "
+        "and sign every message and require its author's signature",
     )
+    s = p.add_argument_group("defences against broken and hostile peers")
+    s.add_argument(
+        "--max-clock-skew", type=float, help="refuse messages from further in the future (default 60 s)"
+    )
+    s.add_argument(
+        "--max-message-age", type=float, help="refuse live messages older than this (default 300 s)"
+    )
+    s.add_argument(
+        "--quarantine-above",
+        type=float,
+        help="quarantine a peer past this score; each bad message adds 1 (default 8)",
+    )
+    s.add_argument("--quarantine-below", type=float, help="let it back below this score (default 2)")
+    s.add_argument("--score-half-life", type=float, help="seconds for a peer's score to halve (default 60)")
     p.add_argument(
         "--metrics-port",
         type=int,
@@ -126,6 +141,22 @@ def add_learner_options(p: argparse.ArgumentParser) -> None:
         "--aggregation",
         choices=["fedavg", "trimmed_mean", "median", "krum"],
         help="how peers' weights are combined (default fedavg)",
+    )
+    x.add_argument(
+        "--norm-factor",
+        type=float,
+        help="reject weights with a norm above this x the median (default 3; 0: off)",
+    )
+    x.add_argument(
+        "--distance-factor",
+        type=float,
+        help="reject weights farther than this x the median distance from the coordinate-wise "
+        "median (0: off, the default; 3 catches sign-flipped and random weights)",
+    )
+    x.add_argument(
+        "--poison",
+        choices=list(POISONS),
+        help="robustness drills only: publish corrupted weights, to see a network's defences work",
     )
     p.add_argument("--domain-enter", type=float, help="join a domain above this affinity (default 0.05)")
     p.add_argument("--domain-exit", type=float, help="leave a domain below this affinity (default 0.02)")

@@ -21,7 +21,10 @@ from typing import Any
 from metamesh.errors import ConfigError
 from metamesh.protocol import EDGE, LAN, Limits
 
-__all__ = ["PROFILES", "NodeConfig", "load_config"]
+__all__ = ["POISONS", "PROFILES", "NodeConfig", "load_config"]
+
+#: Corruptions a drill node applies to the weights it publishes (``poison``).
+POISONS = ("scale", "flip", "nan", "random", "cycle")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +55,21 @@ class NodeConfig:
     beacon_interval: float = 1.0
     beacon_address: str = "255.255.255.255"
     keys_dir: Path | None = None
+    """CurveZMQ and origin-signing keys (``metamesh keys generate``): with them every hop is
+    encrypted, only allowlisted peers connect, and every message must carry its author's signature."""
+    max_clock_skew: float = 60.0
+    """Refuse live messages created more than this many seconds in the future..."""
+    max_message_age: float = 300.0
+    """...or longer ago than this (snapshots carry old state by design and are exempt)."""
+    replay_window: int = 4096
+    """Sequence numbers per sender below its highest one still accepted once (out of order)."""
+    quarantine_above: float = 8.0
+    """Quarantine a peer whose misbehaviour score exceeds this: its messages are neither
+    merged nor relayed. Each rejected, invalid or outlier message adds 1; scores halve every
+    ``score_half_life`` seconds..."""
+    quarantine_below: float = 2.0
+    """...and a quarantined peer is let back once its score has decayed below this."""
+    score_half_life: float = 60.0
     checkpoint_interval: float = 10.0
     max_peers: int = 64
     send_hwm: int = 1000
@@ -110,6 +128,15 @@ class NodeConfig:
     dp_delta: float = 1e-5
     aggregation: str = "fedavg"
     """Experts learner: how peers' weights are combined: fedavg, trimmed_mean, median, krum."""
+    norm_factor: float = 3.0
+    """Experts learner: reject a peer's weights whose norm is above this many times the median
+    norm (0: off)."""
+    distance_factor: float = 0.0
+    """Experts learner: reject a peer's weights farther from the coordinate-wise median than this
+    many times the median distance (0: off; 3 catches sign-flipped and random weights)."""
+    poison: str = ""
+    """Experts learner, for robustness drills only: publish corrupted weights (scale, flip, nan,
+    random, or cycle through them) so a test network shows what its defences catch."""
     meta_interval: float = 1.0
     """Coordinator: seconds between meta-engine rounds (a broadcast when something changed)."""
     meta_keepalive: int = 10
@@ -139,6 +166,15 @@ class NodeConfig:
                 f"need 0 <= domain_exit < domain_enter (a gap, so membership does not flap), got "
                 f"{self.domain_exit} and {self.domain_enter}"
             )
+        if not 0 <= self.quarantine_below < self.quarantine_above:
+            raise ConfigError(
+                "need 0 <= quarantine_below < quarantine_above, got "
+                f"{self.quarantine_below} and {self.quarantine_above}"
+            )
+        if self.max_clock_skew <= 0 or self.max_message_age <= 0 or self.score_half_life <= 0:
+            raise ConfigError("max_clock_skew, max_message_age and score_half_life must be > 0")
+        if self.replay_window < 1:
+            raise ConfigError(f"replay_window must be >= 1, got {self.replay_window}")
         for port in (self.pub_port, self.router_port, self.beacon_port, max(self.status_port, 0)):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} is out of range")
@@ -184,6 +220,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if name in ("home", "keys_dir"):
             return None if value in (None, "") else Path(str(value)).expanduser()
         if name == "aggregation" and str(value) not in ("fedavg", "trimmed_mean", "median", "krum"):
+            raise ValueError(value)
+        if name == "poison" and str(value) not in ("", *POISONS):
             raise ValueError(value)
         if name in ("seeds", "domains", "frozen"):
             if isinstance(value, str):

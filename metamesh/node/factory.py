@@ -125,6 +125,9 @@ def _experts_learner(config: NodeConfig) -> Learner:
             federated=config.arm == "federated",
             rounds=config.episodes,
             rule=config.aggregation,  # type: ignore[arg-type]
+            norm_factor=config.norm_factor or None,
+            distance_factor=config.distance_factor or None,
+            poison=config.poison,
         ),
     )
 

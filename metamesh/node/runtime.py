@@ -25,11 +25,12 @@ import zmq.asyncio
 from metamesh import __version__
 from metamesh.errors import LLMError, ProtocolError, Reason, StateError, TransportError
 from metamesh.gossip.beacon import Beacon
-from metamesh.gossip.dedup import SeenCache
+from metamesh.gossip.dedup import ReplayWindow, Verdict
 from metamesh.gossip.hysteresis import DomainMembership
 from metamesh.gossip.keys import load_keys
 from metamesh.gossip.membership import Membership, MembershipConfig, PeerState
 from metamesh.gossip.mesh import MeshConfig
+from metamesh.gossip.score import PeerScores, ScoreChange
 from metamesh.gossip.transport import SocketFactory, SocketOptions
 from metamesh.node.config import NodeConfig
 from metamesh.node.counters import Counters
@@ -49,10 +50,12 @@ from metamesh.protocol import (
     Meta,
     PeerAddr,
     Prune,
+    Signer,
     Snapshot,
     SnapshotRequest,
     Status,
     StatusRequest,
+    Verifier,
     decode,
     encode,
     relay_frames,
@@ -65,9 +68,12 @@ log = logging.getLogger(__name__)
 
 #: Kinds whose latest message per sender is kept for late joiners and merged by learners.
 STATE_KINDS = frozenset({"qtable", "delta", "insight", "prompt"})
+#: Kinds that keep a quarantined peer known as alive; everything else of it is ignored.
+MEMBERSHIP_KINDS = frozenset({"hello", "heartbeat", "bye"})
 #: Kinds relayed by ``ihave`` when large: learner state and the coordinator's meta-parameters.
 LAZY_KINDS = STATE_KINDS | {"meta"}
 DRAIN_BATCH = 512
+STATUS_TOPIC = f"{GLOBAL_DOMAIN}/status_request/0".encode()
 #: How long a node waits for the direct copy of a message announced by ``ihave`` before fetching it.
 LAZY_FETCH_DELAY = 0.05
 STOP_TIMEOUT = 5.0
@@ -153,7 +159,14 @@ class Node:
         self.meta: Meta | None = None
         self._meta_frames: tuple[Any, ...] = ()
         self._meta_id: tuple[str, int] = ("", -1)  # (sender, seq) of the meta held
-        self._seen = SeenCache(capacity=65_536, ttl=300.0)
+        # Exactly-once delivery per (sender, seq), IPsec-style; stale and future timestamps are
+        # refused besides, so a replay after a sender is evicted from the window is caught too.
+        self._replay = ReplayWindow(window=config.replay_window, max_senders=max(4096, config.max_peers * 8))
+        self.scores = PeerScores(
+            above=config.quarantine_above, below=config.quarantine_below, half_life=config.score_half_life
+        )
+        self._signer: Signer | None = None
+        self._verifier: Verifier | None = None
         self._fetching: set[tuple[str, int]] = set()  # announced by ihave, being fetched
         self._probing: set[str] = set()  # silent peers being asked whether they are back
         self._last_probe_round = 0.0
@@ -191,6 +204,13 @@ class Node:
         """Bind sockets, restore the checkpoint and start every task; returns when ready."""
         cfg = self.config
         keys = load_keys(cfg.keys_dir) if cfg.keys_dir is not None else None
+        if keys is not None:
+            # Every message this node authors is signed; every message it accepts must be.
+            from metamesh.gossip.signing import OriginSigner, OriginVerifier
+
+            assert keys.sign_secret is not None and keys.sign_public is not None
+            self._signer = OriginSigner(keys.sign_secret)
+            self._verifier = OriginVerifier({**(keys.signers or {}), self.id: keys.sign_public})
         self._factory = SocketFactory(
             self.ctx,
             limits=cfg.limits,
@@ -366,11 +386,10 @@ class Node:
     def publish(self, domain: str, body: Body, *, hops: int | None = None) -> Envelope:
         """Publish on the PUB socket; never blocks (a slow subscriber drops at its HWM)."""
         env = self.envelope(domain, body, hops=hops)
-        frames = encode(env)
+        frames = encode(env, signer=self._signer)
         self._pub_raw.send_multipart(frames, copy=False)
         self.counters.sent[body.KIND] += 1
         self.counters.bytes_sent += sum(memoryview(f).nbytes for f in frames)
-        self._seen.check_and_add((self.id, env.seq), time.monotonic())
         if body.KIND in STATE_KINDS:
             self.latest[(self.id, body.KIND, domain)] = _Latest(env.seq, domain, tuple(frames[1:]))
         elif isinstance(body, Meta):  # a coordinator serves its own meta to late joiners too
@@ -403,33 +422,70 @@ class Node:
         await self._drain(self._router, self._router_raw, self._on_request)
 
     def _decode(
-        self, frames: Sequence[Any], skip: Callable[[str, int], bool] | None = None
+        self,
+        frames: Sequence[Any],
+        skip: Callable[[str, int], bool] | None = None,
+        *,
+        signed: bool = True,
     ) -> Envelope | None:
+        """Decode and verify, counting every rejection; a sender caught sending bad content is charged."""
         try:
-            return decode(frames, self.config.limits, skip=skip)
+            return decode(frames, self.config.limits, skip=skip, verify=self._verifier if signed else None)
         except ProtocolError as exc:
             if exc.reason is Reason.DUPLICATE:
                 self.counters.dropped["duplicate"] += 1
                 return None
-            self.counters.reject(exc.reason.value)
+            author = exc.author if exc.author is not None and exc.author != self.id else None
+            self.counters.reject(exc.reason.value, author or "unknown")
+            if author is not None:
+                self._blame(author, exc.reason.value)
             log.debug("rejected a message: %s", exc)
             return None
 
     def _known(self, sender: str, seq: int) -> bool:
         """Our own message come back, or one already delivered: not worth reading its arrays."""
-        return sender == self.id or (sender, seq) in self._seen
+        if sender == self.id:
+            return True
+        verdict = self._replay.check(sender, seq)
+        if verdict is Verdict.TOO_OLD:
+            raise ProtocolError(Reason.REPLAYED, f"{sender}#{seq} is below its replay window")
+        return verdict is Verdict.DUPLICATE
 
     def _on_published(self, frames: list[Any]) -> None:
         size = sum(f.buffer.nbytes for f in frames)
         self.counters.bytes_received += size
         env = self._decode(frames, self._known)
-        if env is not None:
-            self._accept(env, env.hops, size)
+        if env is None:
+            return
+        age = time.time() - env.created
+        if age > self.config.max_message_age or -age > self.config.max_clock_skew:
+            self.counters.reject((Reason.STALE if age > 0 else Reason.FUTURE).value, env.sender)
+            return
+        self._accept(env, env.hops, size)
+
+    def _blame(self, peer: str, reason: str) -> None:
+        """Charge ``peer`` one misbehaviour; past the threshold it is quarantined."""
+        change = self.scores.charge(peer, time.monotonic())
+        if change is not None:
+            self._score_changed(change, reason)
+
+    def _score_changed(self, change: ScoreChange, reason: str = "") -> None:
+        state = "quarantined" if change.quarantined else "released"
+        self.events.write(
+            "quarantine", peer=change.peer, state=state, score=round(change.score, 3), reason=reason
+        )
+        log.warning(
+            "peer %s %s (score %.1f%s)", change.peer, state, change.score, f", {reason}" if reason else ""
+        )
 
     def _accept(self, env: Envelope, hops: int, size: int) -> None:
         """Deliver a message once, relaying it on: eagerly when small, by ``ihave`` when large."""
-        if not self._seen.check_and_add(env.id, time.monotonic()):
-            self.counters.dropped["duplicate"] += 1
+        verdict = self._replay.accept(env.sender, env.seq)
+        if verdict is not Verdict.NEW:
+            self.counters.dropped["duplicate" if verdict is Verdict.DUPLICATE else "too_old"] += 1
+            return
+        if env.sender in self.scores.quarantined and env.kind not in MEMBERSHIP_KINDS:
+            self.counters.reject(Reason.QUARANTINED.value, env.sender)  # neither merged nor relayed
             return
         self.counters.received[env.kind] += 1
         lazy = env.kind in LAZY_KINDS and 0 < self.config.lazy_relay_bytes < size
@@ -455,7 +511,7 @@ class Node:
             newer = self._meta_id[0] == body.origin and self._meta_id[1] >= body.seq
         else:
             newer = self.latest.get((body.origin, body.kind, domain), _NO_LATEST).seq >= body.seq
-        if body.origin == self.id or key in self._seen or newer:
+        if body.origin == self.id or self._replay.check(*key) is not Verdict.NEW or newer:
             return
         record = self.peers.get(announcer)
         if key in self._fetching or record is None or body.kind not in LAZY_KINDS:
@@ -467,7 +523,7 @@ class Node:
         key = (body.origin, body.seq)
         try:
             await asyncio.sleep(LAZY_FETCH_DELAY)  # the direct copy is usually on its way
-            if key in self._seen:
+            if self._replay.check(*key) is not Verdict.NEW:
                 return
             request = SnapshotRequest((domain,), (body.origin,))
             replies = await self.request(announcer.router, request, timeout=5.0, peer_id=announcer.id)
@@ -698,6 +754,8 @@ class Node:
                 log.info(
                     "peer %s: %s -> %s", transition.peer, _state_name(transition.old), transition.new.value
                 )
+            for change in self.scores.tick(now):
+                self._score_changed(change)
             self._probe_silent(now)
             self._mesh_tick(now)
             await asyncio.sleep(self.config.heartbeat_interval)
@@ -794,7 +852,7 @@ class Node:
         sock, lock = self._dealers[router]
         async with lock:
             env = self.envelope(domain, body, hops=0)
-            await sock.send_multipart(encode(env), copy=False)
+            await sock.send_multipart(encode(env, signer=self._signer), copy=False)
             if not expect_reply:
                 return []
             replies: list[Envelope] = []
@@ -815,7 +873,8 @@ class Node:
 
     def _on_request(self, frames: list[Any]) -> None:
         identity, rest = frames[0], frames[1:]
-        env = self._decode(rest)
+        # A status request is read-only and comes from tools without a signing identity.
+        env = self._decode(rest, signed=bytes(rest[0].buffer if rest else b"") != STATUS_TOPIC)
         if env is None:
             return
         self.counters.received[env.kind] += 1
@@ -844,7 +903,7 @@ class Node:
 
     def _reply(self, identity: Any, request: Envelope, body: Body) -> None:
         reply = self.envelope(GLOBAL_DOMAIN, body, reply_to=request.seq, hops=0)
-        self._router_raw.send_multipart([identity, *encode(reply)], copy=False)
+        self._router_raw.send_multipart([identity, *encode(reply, signer=self._signer)], copy=False)
         self.counters.sent[body.KIND] += 1
 
     def _send_snapshot(
@@ -880,7 +939,7 @@ class Node:
             if isinstance(env.body, Snapshot):
                 self.events.write("snapshot", source=router, count=env.body.count, applied=applied)
                 continue
-            if env.sender != self.id:
+            if env.sender != self.id and env.sender not in self.scores.quarantined:
                 self._dispatch(env)
                 applied += 1
         self._caught_up.set()
@@ -890,6 +949,7 @@ class Node:
     async def _learn_loop(self) -> None:
         assert self.learner is not None
         drain = getattr(self.learner, "drain_events", None)
+        drain_blame = getattr(self.learner, "drain_blame", None)  # peers whose content it refused
         if self.config.seeds:
             # Learn from what the network already knows: a late joiner starts from its domain's state.
             with contextlib.suppress(TimeoutError):
@@ -923,6 +983,9 @@ class Node:
             if drain is not None:
                 for name, fields in drain():
                     self.events.write(name, **fields)
+            for peer, reason in drain_blame() if drain_blame is not None else ():
+                self.counters.reject(reason, peer)
+                self._blame(peer, reason)
             await asyncio.sleep(self.config.pace)
 
     # -- status ----------------------------------------------------------------
@@ -952,6 +1015,8 @@ class Node:
             "learner": dict(self.learner.summary()) if self.learner is not None else {},
             "meta_version": self.meta.version if self.meta is not None else None,
             "state": {f"{s}/{k}/{d}": latest.seq for (s, k, d), latest in self.latest.items()},
+            "quarantined": sorted(self.scores.quarantined),
+            "scores": self.scores.report(time.monotonic()),
         }
 
 

@@ -12,7 +12,7 @@ This package knows nothing of sockets and never imports torch. The spec is
 
 from __future__ import annotations
 
-from metamesh.protocol.codec import Signer, decode, encode, relay_frames, signed_parts
+from metamesh.protocol.codec import Signer, Verifier, decode, encode, relay_frames, signed_parts
 from metamesh.protocol.envelope import (
     DEFAULT_HOPS,
     GLOBAL_DOMAIN,
@@ -73,6 +73,7 @@ __all__ = [
     "SnapshotRequest",
     "Status",
     "StatusRequest",
+    "Verifier",
     "decode",
     "encode",
     "is_domain",

@@ -23,10 +23,12 @@ from metamesh.protocol.envelope import PROTOCOL_MAX, PROTOCOL_MIN, Envelope, is_
 from metamesh.protocol.kinds import KINDS, ArrayTable
 from metamesh.protocol.limits import LAN, Limits
 
-__all__ = ["Signer", "decode", "encode", "relay_frames", "signed_parts"]
+__all__ = ["Signer", "Verifier", "decode", "encode", "relay_frames", "signed_parts"]
 
 #: Signs the bytes of ``signed_parts`` and returns the signature.
 Signer = Callable[[Sequence[Any]], bytes]
+#: ``verify(sender, signed_parts, signature_or_None)`` raises ProtocolError unless the author signed them.
+Verifier = Callable[[str, Sequence[Any], "bytes | None"], None]
 
 
 def encode(env: Envelope, *, signer: Signer | None = None) -> list[Any]:
@@ -102,7 +104,11 @@ def _parse_topic(raw: Any, limits: Limits) -> tuple[str, str, int]:
 
 
 def decode(
-    frames: Sequence[Any], limits: Limits = LAN, *, skip: Callable[[str, int], bool] | None = None
+    frames: Sequence[Any],
+    limits: Limits = LAN,
+    *,
+    skip: Callable[[str, int], bool] | None = None,
+    verify: Verifier | None = None,
 ) -> Envelope:
     """Validate and decode one received multipart message.
 
@@ -110,8 +116,10 @@ def decode(
     the decoded arrays are read-only views of them. Raises ProtocolError only.
     ``skip(sender, seq)`` is asked once the header is valid, before the body
     and arrays are read: True raises ``DUPLICATE``, so a relayed copy of a
-    large delta costs a header parse, not a pass over its arrays. Written
-    flat on purpose: it runs once per received message.
+    large delta costs a header parse, not a pass over its arrays.
+    ``verify`` checks the origin signature next, before the body and arrays
+    are read; errors after that point carry ``author``. Written flat on
+    purpose: it runs once per received message.
     """
     n_frames = len(frames)
     if n_frames < 2:
@@ -163,20 +171,26 @@ def decode(
     signed = get("g", False)
     if signed is not False and signed is not True:
         raise f.bad("g", signed)
-    reply_to = get("r")
-    if reply_to is not None and (type(reply_to) is not int or reply_to < 0):
-        raise f.bad("r", reply_to)
-    descriptors = get("a", [])
-    arrays = _arrays(frames, descriptors, signed, limits) if descriptors or n_frames > 2 + signed else []
-    table = ArrayTable(arrays)
-    body = cls.unpack(payload, table, limits)
-    if arrays:
-        table.check_all_taken()
     signature = None
     if signed:
-        if _nbytes(frames[-1]) != 64:
+        if n_frames < 3 or _nbytes(frames[-1]) != 64:
             raise ProtocolError(Reason.BAD_SIGNATURE, f"{_nbytes(frames[-1])}-byte signature")
         signature = bytes(_view(frames[-1]))
+    if verify is not None:
+        verify(sender, frames[1:-1] if signed else frames[1:], signature)
+    try:
+        reply_to = get("r")
+        if reply_to is not None and (type(reply_to) is not int or reply_to < 0):
+            raise f.bad("r", reply_to)
+        descriptors = get("a", [])
+        arrays = _arrays(frames, descriptors, signed, limits) if descriptors or n_frames > 2 + signed else []
+        table = ArrayTable(arrays)
+        body = cls.unpack(payload, table, limits)
+        if arrays:
+            table.check_all_taken()
+    except ProtocolError as exc:
+        exc.author = sender
+        raise
     return Envelope(sender, seq, domain, body, created, hops, reply_to, version, signature, tuple(frames[1:]))
 
 

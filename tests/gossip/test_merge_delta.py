@@ -164,3 +164,21 @@ def test_aggregate_filters_then_applies_rule() -> None:
         aggregate(ups, min_updates=7)
     with pytest.raises(ValueError, match="unknown rule"):
         aggregate(ups, "mean")  # type: ignore[arg-type]
+
+
+def test_distance_screen_catches_what_the_norm_bound_misses() -> None:
+    from metamesh.gossip.merge.delta import distance_screen
+
+    rng = np.random.default_rng(0)
+    center = rng.normal(size=1000).astype(np.float32)
+    honest = [Update({"w": center + 0.1 * rng.normal(size=1000).astype(np.float32)}, 10) for _ in range(6)]
+    flipped = Update({"w": -center}, 10)
+    noise = Update({"w": rng.normal(size=1000).astype(np.float32)}, 10)  # same norm, no signal
+    updates = [*honest, flipped, noise]
+    assert aggregate(updates, norm_factor=3.0).rejected == ()  # norms all look ordinary
+    assert distance_screen(updates, 3.0) == list(range(6))
+    result = aggregate(updates, norm_factor=3.0, distance_factor=3.0)
+    assert result.used == tuple(range(6)) and {i for i, _ in result.rejected} == {6, 7}
+    mean = np.mean([u.tensors["w"] for u in honest], axis=0)
+    np.testing.assert_allclose(result.tensors["w"], mean, rtol=1e-5, atol=1e-5)
+    assert distance_screen(updates[:2], 3.0) == [0, 1]  # no majority to measure against

@@ -39,6 +39,7 @@ __all__ = [
     "Update",
     "aggregate",
     "coordinate_median",
+    "distance_screen",
     "fedavg",
     "finite",
     "krum",
@@ -278,11 +279,38 @@ def norm_bound(updates: Sequence[Update], factor: float = 3.0) -> tuple[list[Upd
     return [updates[i] for i in kept], [updates[i] for i, _ in rejected]
 
 
+def distance_screen(updates: Sequence[Update], factor: float) -> list[int]:
+    """Indices of updates within ``factor`` x the median distance of all updates to their
+    coordinate-wise median.
+
+    The norm bound misses a sign-flipped or random update of ordinary size; its
+    distance to the median of the others does not. Needs 3 or more updates (with
+    fewer there is no majority to measure against: all are kept).
+    """
+    if not factor > 0:
+        raise ValueError(f"factor must be > 0, got {factor!r}")
+    n = len(updates)
+    if n < 3:
+        return list(range(n))
+    center = coordinate_median(updates)
+    dist = np.zeros(n)
+    for name, c in center.items():
+        flat_c = np.ravel(c)
+        tmp = np.empty_like(flat_c)
+        for i, u in enumerate(updates):
+            np.subtract(_flat(u.tensors[name]), flat_c, out=tmp, casting="unsafe")
+            dist[i] += float(np.dot(tmp, tmp))
+    dist = np.sqrt(dist)
+    limit = factor * float(np.median(dist))
+    return [i for i in range(n) if dist[i] <= limit]
+
+
 def aggregate(
     updates: Sequence[Update],
     rule: Rule = "fedavg",
     *,
     norm_factor: float | None = 3.0,
+    distance_factor: float | None = None,
     staleness_decay: float = 0.5,
     trim: float = 0.2,
     f: int = 1,
@@ -292,12 +320,18 @@ def aggregate(
     """Reject non-finite updates, then those beyond ``norm_factor`` x the median norm, then apply ``rule``.
 
     One norm pass serves both filters; ``norm_factor=None`` skips the norm
-    bound. Rejections carry :class:`~metamesh.errors.Reason` codes
-    (``NON_FINITE``, ``OUTLIER``) to count per peer. Raises
+    bound. ``distance_factor`` then drops survivors far from their
+    coordinate-wise median (:func:`distance_screen`), also as ``OUTLIER``.
+    Rejections carry :class:`~metamesh.errors.Reason` codes (``NON_FINITE``,
+    ``OUTLIER``) to count per peer. Raises
     :class:`ValueError` if fewer than ``min_updates`` survive, for an unknown
     rule, or when the rule's own preconditions fail (e.g. Krum's ``n >= 2f + 3``).
     """
     kept, rejected = _split(sq_norms(updates), norm_factor)
+    if distance_factor is not None and len(kept) >= 3:
+        close = {kept[i] for i in distance_screen([updates[i] for i in kept], distance_factor)}
+        rejected += [(i, Reason.OUTLIER) for i in kept if i not in close]
+        kept = [i for i in kept if i in close]
     if rejected:
         reasons = ", ".join(sorted({r.value for _, r in rejected}))
         log.info("aggregate: rejected %d of %d updates (%s)", len(rejected), len(updates), reasons)

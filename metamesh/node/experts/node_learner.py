@@ -65,8 +65,11 @@ class ExpertNodeConfig:
     rounds: int = 0
     rule: Rule = "fedavg"
     norm_factor: float | None = 3.0
+    distance_factor: float | None = None
     staleness_decay: float = 0.5
     max_staleness: int = 4
+    poison: str = ""
+    """Robustness drills only: corrupt every published offset (scale, flip, nan, random, cycle)."""
 
 
 @dataclass(slots=True)
@@ -74,6 +77,7 @@ class _PeerOffset:
     tensors: Mapping[str, np.ndarray]
     samples: int
     arrived: int  # this node's round count when it arrived
+    blamed: bool = False  # charged for being an outlier once; it may stay fresh for several rounds
 
 
 class ExpertNodeLearner:
@@ -90,6 +94,7 @@ class ExpertNodeLearner:
         self._peers: dict[str, _PeerOffset] = {}
         self._pending: list[tuple[str, Body]] = []
         self._events: list[tuple[str, dict[str, Any]]] = []
+        self._blame: list[tuple[str, str]] = []
         self.rejected: Counter[str] = Counter()
         self.peer_insights: dict[str, float] = {}
         self.done = False
@@ -147,6 +152,8 @@ class ExpertNodeLearner:
         problem = self._check(domain, body)
         if problem:
             self.rejected[problem] += 1
+            if problem in ("bad_samples", "tensor_names", "tensor_shape"):
+                self._blame.append((sender, f"delta_{problem}"))
             log.debug("offset from %s rejected: %s", sender, problem)
             return
         self._peers[sender] = _PeerOffset(body.tensors, body.samples, self.learner.rounds)
@@ -223,6 +230,11 @@ class ExpertNodeLearner:
         out, self._events = self._events, []
         return out
 
+    def drain_blame(self) -> list[tuple[str, str]]:
+        """Peers whose offsets were refused as invalid or outliers since the last call, and why."""
+        out, self._blame = self._blame, []
+        return out
+
     def state(self) -> dict[str, Any]:
         return {
             "learner": self.learner.state(),
@@ -281,6 +293,8 @@ class ExpertNodeLearner:
         tensors = {
             n: np.ascontiguousarray(base_offset[n] + delta.tensors[n], dtype=np.float32) for n in self._w0
         }
+        if self.config.poison:
+            tensors = poisoned(tensors, self.config.poison, self.learner.rounds)
         return Delta(
             model=MODEL_NAME,
             tensors=tensors,
@@ -308,11 +322,16 @@ class ExpertNodeLearner:
             [own, *updates],
             self.config.rule,
             norm_factor=self.config.norm_factor,
+            distance_factor=self.config.distance_factor,
             staleness_decay=self.config.staleness_decay,
         )
         for index, reason in result.rejected:
             if index > 0:
                 self.rejected[reason.value] += 1
+                offset = peers[names[index - 1]]
+                if not offset.blamed:
+                    offset.blamed = True
+                    self._blame.append((names[index - 1], reason.value))
         used = [names[i - 1] for i in result.used if i > 0]
         self._move_base(result.tensors, used)
         return used
@@ -323,6 +342,7 @@ class ExpertNodeLearner:
             updates,
             self.config.rule,
             norm_factor=self.config.norm_factor,
+            distance_factor=self.config.distance_factor,
             staleness_decay=self.config.staleness_decay,
         )
         used = [names[i] for i in result.used]
@@ -368,3 +388,31 @@ class ExpertNodeLearner:
             round=round_,
             metrics=dict(insight.metrics),
         )
+
+
+def poisoned(tensors: Mapping[str, np.ndarray], mode: str, round_: int) -> dict[str, np.ndarray]:
+    """What a Byzantine drill node publishes instead of its offset.
+
+    ``scale``: x100; ``flip``: sign-flipped;
+    ``nan``: NaN everywhere; ``random``: Gaussian noise of the offset's own
+    norm; ``cycle``: one after another, by round.
+    """
+    modes = ("scale", "flip", "nan", "random")
+    if mode == "cycle":
+        mode = modes[round_ % len(modes)]
+    rng = np.random.default_rng(round_)
+    out: dict[str, np.ndarray] = {}
+    for name, t in tensors.items():
+        match mode:
+            case "scale":
+                out[name] = t * np.float32(100)
+            case "flip":
+                out[name] = -t
+            case "nan":
+                out[name] = np.full_like(t, np.nan)
+            case "random":
+                scale = float(np.linalg.norm(t)) / max(np.sqrt(t.size), 1.0)
+                out[name] = rng.normal(0.0, max(scale, 1e-3), t.shape).astype(np.float32)
+            case _:
+                raise ValueError(f"unknown poison {mode!r}")
+    return out

@@ -1,0 +1,83 @@
+"""Origin signatures: the author of a message signs it, every receiver checks it.
+
+CurveZMQ authenticates the hop a message came over, not who wrote it: a
+relay could forge or alter what it forwards. So the author signs a digest of
+the header frame and every array frame with its Ed25519 key, and the
+signature travels as the last frame, untouched by relays (only the topic
+changes per hop). The digest is BLAKE2b over length-prefixed frames, fed
+buffer by buffer, so a 100 MB delta is read once and never copied; Ed25519
+then signs 32 bytes. Receivers look the author's public key up by sender id
+(``authorized/ID.key``) and drop messages that fail with a counted reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from metamesh.errors import ProtocolError, Reason
+
+__all__ = ["SIGNATURE_BYTES", "OriginSigner", "OriginVerifier", "digest"]
+
+SIGNATURE_BYTES = 64
+_PERSON = b"metamesh-sig-v1"  # domain separation: these digests mean nothing elsewhere
+_LEN = struct.Struct("<Q")
+
+
+def digest(parts: Sequence[Any]) -> bytes:
+    """BLAKE2b-256 of the frames, each prefixed by its length (no frame boundary is ambiguous)."""
+    h = hashlib.blake2b(digest_size=32, person=_PERSON)
+    h.update(_LEN.pack(len(parts)))
+    for part in parts:
+        if type(part) is bytes:
+            h.update(_LEN.pack(len(part)))
+            h.update(part)
+        else:
+            view = memoryview(part)
+            h.update(_LEN.pack(view.nbytes))
+            h.update(view)
+    return h.digest()
+
+
+class OriginSigner:
+    """Signs what this node authors (the ``signer`` of :func:`metamesh.protocol.encode`)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, seed: bytes) -> None:
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+
+    def __call__(self, parts: Sequence[Any]) -> bytes:
+        return self._key.sign(digest(parts))
+
+
+class OriginVerifier:
+    """Checks an author's signature (the ``verify`` of :func:`metamesh.protocol.decode`).
+
+    Unsigned messages, authors without a known key and bad signatures raise
+    :class:`ProtocolError` with ``bad_signature`` or ``unknown_author``.
+    """
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: Mapping[str, bytes]) -> None:
+        self._keys = {sender: Ed25519PublicKey.from_public_bytes(raw) for sender, raw in keys.items()}
+
+    def __call__(self, sender: str, parts: Sequence[Any], signature: bytes | None) -> None:
+        if signature is None:
+            raise ProtocolError(Reason.BAD_SIGNATURE, f"{sender}: unsigned message on a signed network")
+        key = self._keys.get(sender)
+        if key is None:
+            raise ProtocolError(Reason.UNKNOWN_AUTHOR, f"{sender}: no signing key in authorized/")
+        try:
+            key.verify(signature, digest(parts))
+        except InvalidSignature as exc:
+            raise ProtocolError(Reason.BAD_SIGNATURE, f"{sender}: signature does not verify") from exc
+
+    def knows(self, sender: str) -> bool:
+        return sender in self._keys
