@@ -92,6 +92,12 @@ def add_experts_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also run the domain arm with a coordinator (domain+c), then a late joiner beside it",
     )
+    p.add_argument(
+        "--poisoners",
+        type=int,
+        default=2,
+        help="attacked and defended arms: nodes per domain publishing poisoned weights (default 2)",
+    )
     p.add_argument("--dp-clip", type=float, default=0.1, help="private arm: clip norm (default 0.1)")
     p.add_argument("--dp-noise", type=float, default=1.0, help="private arm: noise multiplier (default 1.0)")
     p.add_argument(
@@ -134,8 +140,14 @@ def run_experts(args: argparse.Namespace) -> int:
         dp_clip=args.dp_clip,
         dp_noise=args.dp_noise,
         coordinator=args.coordinator,
+        poisoners=args.poisoners,
         progress=progress,
     )
+    if any(a in arms for a in ("attacked", "defended")) and not 0 < args.poisoners < args.per_domain / 2:
+        sys.stderr.write(
+            "metamesh experiment: --poisoners must be at least 1 and under half of --per-domain\n"
+        )
+        return exitcodes.USAGE
     nodes = args.per_domain * len(experiment.domains)
     sys.stderr.write(f"{nodes} nodes x {len(arms)} arms, {args.rounds} rounds per node\n")
     started = time.monotonic()
@@ -162,9 +174,18 @@ def run_experts(args: argparse.Namespace) -> int:
             "epsilon": r.epsilon,
             "seconds": round(r.seconds, 1),
             "late_joiner": None if r.late is None else dataclasses.asdict(r.late),
+            "poisoners": r.poisoners,
+            "quarantined": r.quarantined,
         }
         for r in results
     }
+    for r in results:
+        if r.poisoners:
+            caught = sum(all(p in q for p in r.poisoners) for q in r.quarantined.values())
+            out.write(
+                f"{r.arm}: {len(r.poisoners)} poisoners; {caught} of {len(r.quarantined)} honest nodes "
+                f"quarantined all of them\n"
+            )
     plot = experiment.root / "loss.png"
     _write_artefacts(experiment.root, doc, plot, write_plot(results, plot), started)
     return exitcodes.OK

@@ -148,10 +148,10 @@ def add_learner_options(p: argparse.ArgumentParser) -> None:
         help="reject weights with a norm above this x the median (default 3; 0: off)",
     )
     x.add_argument(
-        "--distance-factor",
+        "--min-cosine",
         type=float,
-        help="reject weights farther than this x the median distance from the coordinate-wise "
-        "median (0: off, the default; 3 catches sign-flipped and random weights)",
+        help="reject weights pointing away from the coordinate-wise median of all weights: "
+        "cosine similarity below this (default -1: off; 0.05 catches sign-flipped and random weights)",
     )
     x.add_argument(
         "--poison",

@@ -10,7 +10,14 @@ of their whole domain. Arms on the same data and seeds:
 * ``global``: every node averages with every other, across domains (one
   global model, as a single FedAvg server would build);
 * ``private``: ``domain`` with clipped, noised updates (differential privacy),
-  run when a clipping norm is given.
+  run when a clipping norm is given;
+* ``attacked``: ``domain`` with the last ``poisoners`` nodes of each domain
+  publishing poisoned weights (x100, sign-flipped, NaN, random, in turn) and
+  the defences off: plain FedAvg, no norm or direction screen, no quarantine;
+* ``defended``: the same attack against the defences: norm and direction
+  screens, and quarantine of peers caught sending bad weights.
+
+Losses of the attacked arms are of the honest nodes only.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ __all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "collect", "render_table",
 
 log = logging.getLogger(__name__)
 
-ARMS = ("local", "domain", "global", "private")
+ARMS = ("local", "domain", "global", "private", "attacked", "defended")
+ATTACKS = ("attacked", "defended")
 DOMAINS = ("economic", "medical", "technology")
 GLOBAL_NAME = "everyone"
 
@@ -54,6 +62,9 @@ class ExpertsArm:
     epsilon: float | None = None
     seconds: float = 0.0
     late: LateJoiner | None = None
+    poisoners: list[str] = field(default_factory=list)
+    quarantined: dict[str, list[str]] = field(default_factory=dict)
+    """Per honest node, the peers it quarantined."""
 
     @property
     def mean(self) -> float:
@@ -78,6 +89,12 @@ class ExpertsExperiment:
     dp_noise: float = 1.0
     coordinator: bool = False
     """Also run the domain arm with a coordinator (``domain+c``) and a late joiner beside it."""
+    poisoners: int = 2
+    """Attacked arms: nodes per domain that publish poisoned weights."""
+    quarantine_above: float = 2.0
+    """Defended arm: a peer's score past which it is quarantined (three bad offsets in a row;
+    a node judges the offset at hand once per round, so in a short run a poisoner's offsets
+    that arrive between two merges are not all charged)."""
     timeout: float = 300.0
     progress: Callable[[str], None] | None = None
 
@@ -118,7 +135,17 @@ class ExpertsExperiment:
             args += ["--share-domain", GLOBAL_NAME, "--domain", GLOBAL_NAME]
         if arm == "private":
             args += ["--dp-clip", str(self.dp_clip), "--dp-noise", str(self.dp_noise)]
+        if arm in ATTACKS and self.is_poisoner(part):
+            args += ["--poison", "cycle"]
+        if arm == "attacked":
+            args += ["--norm-factor", "0", "--quarantine-above", "1e9"]
+        if arm == "defended":
+            args += ["--min-cosine", "0.05", "--quarantine-above", str(self.quarantine_above)]
+            args += ["--quarantine-below", str(self.quarantine_above / 4)]
         return args
+
+    def is_poisoner(self, part: int) -> bool:
+        return part >= self.per_domain - self.poisoners
 
     def _run_arm(self, arm: str) -> ExpertsArm:
         started = time.monotonic()
@@ -151,8 +178,19 @@ class ExpertsExperiment:
                 domain_of[node.id] = domain
             wait_until_done(procs, arm, self.root / arm, self.timeout, lambda ev: self._report(arm, ev))
             result = ExpertsArm(arm, domain_of=domain_of)
-            for p in procs:
+            parts = [part for _ in self.domains for part in range(self.per_domain)]
+            for p, part in zip(procs, parts, strict=True):
+                if base in ATTACKS and self.is_poisoner(part):
+                    result.poisoners.append(p.id)
+                    continue
                 self._collect(p, result)
+                result.quarantined[p.id] = sorted(
+                    {
+                        e["peer"]
+                        for e in p.events()
+                        if e["event"] == "quarantine" and e["state"] == "quarantined"
+                    }
+                )
             stop_all(procs)
             if coord is not None:
                 result.late = self._late_joiner(arm, coord)
@@ -224,12 +262,21 @@ def render_table(results: Sequence[ExpertsArm], domains: Sequence[str] = DOMAINS
     )
     lines = [header]
     for r in results:
-        row = f"{r.arm:<10}" + "".join(f"{r.domain_mean(d):>12.3f}" for d in domains) + f"{r.mean:>9.3f}"
-        row += f"{r.mean / local.mean:>10.2f}" if local is not None and local.mean > 0 else f"{'':>10}"
+        row = (
+            f"{r.arm:<10}"
+            + "".join(f"{_loss(r.domain_mean(d)):>12}" for d in domains)
+            + f"{_loss(r.mean):>9}"
+        )
+        row += f"{_loss(r.mean / local.mean):>10}" if local is not None and local.mean > 0 else f"{'':>10}"
         row += f"{r.epsilon:>9.1f}" if r.epsilon is not None else f"{'-':>9}"
         lines.append(row)
     lines += [late_line(r) for r in results if r.late is not None]
     return "\n".join(lines)
+
+
+def _loss(value: float) -> str:
+    """Three decimals, or an exponent when an attack blew the loss up."""
+    return f"{value:.3f}" if abs(value) < 1e4 else f"{value:.1e}"
 
 
 def write_plot(results: Sequence[ExpertsArm], path: Path) -> bool:
@@ -244,6 +291,8 @@ def write_plot(results: Sequence[ExpertsArm], path: Path) -> bool:
         "domain+c": "#1a9850",
         "global": "#999999",
         "private": "#6a3d9a",
+        "attacked": "#d73027",
+        "defended": "#4575b4",
     }
     for r in results:
         rounds = sorted({rnd for c in r.curves.values() for rnd, _ in c})

@@ -131,9 +131,10 @@ class NodeConfig:
     norm_factor: float = 3.0
     """Experts learner: reject a peer's weights whose norm is above this many times the median
     norm (0: off)."""
-    distance_factor: float = 0.0
-    """Experts learner: reject a peer's weights farther from the coordinate-wise median than this
-    many times the median distance (0: off; 3 catches sign-flipped and random weights)."""
+    min_cosine: float = -1.0
+    """Experts learner: reject a peer's weights whose cosine similarity to the coordinate-wise
+    median of all weights at hand is below this (-1: off; 0.05 catches sign-flipped and random
+    weights and kept every honest node of the synthetic domains)."""
     poison: str = ""
     """Experts learner, for robustness drills only: publish corrupted weights (scale, flip, nan,
     random, or cycle through them) so a test network shows what its defences catch."""

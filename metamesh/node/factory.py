@@ -126,7 +126,7 @@ def _experts_learner(config: NodeConfig) -> Learner:
             rounds=config.episodes,
             rule=config.aggregation,  # type: ignore[arg-type]
             norm_factor=config.norm_factor or None,
-            distance_factor=config.distance_factor or None,
+            min_cosine=config.min_cosine if config.min_cosine > -1 else None,
             poison=config.poison,
         ),
     )

@@ -166,19 +166,22 @@ def test_aggregate_filters_then_applies_rule() -> None:
         aggregate(ups, "mean")  # type: ignore[arg-type]
 
 
-def test_distance_screen_catches_what_the_norm_bound_misses() -> None:
-    from metamesh.gossip.merge.delta import distance_screen
+def test_direction_screen_catches_what_the_norm_bound_misses() -> None:
+    from metamesh.gossip.merge.delta import direction_screen
 
     rng = np.random.default_rng(0)
-    center = rng.normal(size=1000).astype(np.float32)
-    honest = [Update({"w": center + 0.1 * rng.normal(size=1000).astype(np.float32)}, 10) for _ in range(6)]
+    center = rng.normal(size=10_000).astype(np.float32)
+    honest = [Update({"w": center + 0.5 * rng.normal(size=10_000).astype(np.float32)}, 10) for _ in range(5)]
+    far = Update({"w": 0.3 * center + 2.0 * rng.normal(size=10_000).astype(np.float32)}, 10)  # a rare region
     flipped = Update({"w": -center}, 10)
-    noise = Update({"w": rng.normal(size=1000).astype(np.float32)}, 10)  # same norm, no signal
-    updates = [*honest, flipped, noise]
+    noise = Update({"w": rng.normal(size=10_000).astype(np.float32)}, 10)  # same norm, no signal
+    updates = [*honest, far, flipped, noise]
     assert aggregate(updates, norm_factor=3.0).rejected == ()  # norms all look ordinary
-    assert distance_screen(updates, 3.0) == list(range(6))
-    result = aggregate(updates, norm_factor=3.0, distance_factor=3.0)
+    assert direction_screen(updates, 0.05) == list(range(6))  # the far honest one is kept
+    result = aggregate(updates, norm_factor=3.0, min_cosine=0.05)
     assert result.used == tuple(range(6)) and {i for i, _ in result.rejected} == {6, 7}
-    mean = np.mean([u.tensors["w"] for u in honest], axis=0)
+    mean = np.mean([u.tensors["w"] for u in [*honest, far]], axis=0)
     np.testing.assert_allclose(result.tensors["w"], mean, rtol=1e-5, atol=1e-5)
-    assert distance_screen(updates[:2], 3.0) == [0, 1]  # no majority to measure against
+    assert direction_screen(updates[6:], 0.05) == [0, 1]  # no majority to measure against
+    with pytest.raises(ValueError):
+        direction_screen(updates, 1.5)

@@ -39,7 +39,7 @@ __all__ = [
     "Update",
     "aggregate",
     "coordinate_median",
-    "distance_screen",
+    "direction_screen",
     "fedavg",
     "finite",
     "krum",
@@ -279,30 +279,45 @@ def norm_bound(updates: Sequence[Update], factor: float = 3.0) -> tuple[list[Upd
     return [updates[i] for i in kept], [updates[i] for i, _ in rejected]
 
 
-def distance_screen(updates: Sequence[Update], factor: float) -> list[int]:
-    """Indices of updates within ``factor`` x the median distance of all updates to their
-    coordinate-wise median.
+def direction_screen(updates: Sequence[Update], min_cosine: float) -> list[int]:
+    """Indices of updates whose cosine similarity to the coordinate-wise median of the
+    other updates is at least ``min_cosine``.
 
     The norm bound misses a sign-flipped or random update of ordinary size; its
-    distance to the median of the others does not. Needs 3 or more updates (with
-    fewer there is no majority to measure against: all are kept).
+    direction gives it away: a flipped update points against the majority's
+    median, noise is orthogonal to it. Distance to the median would not do on
+    non-IID data, where an honest node of a rare region is farther from the
+    median than a flipped update of a typical one, yet still points its way
+    (measured on the experts' synthetic domains: honest cosines 0.10-0.92 after
+    one round, flipped -0.7, random 0.0). The median stands in for FLTrust's
+    trusted root update. Needs 3 or more updates (with fewer there is no
+    majority to measure against: all are kept). Costs ``n`` medians of ``n - 1``
+    updates, block by block.
     """
-    if not factor > 0:
-        raise ValueError(f"factor must be > 0, got {factor!r}")
+    if not -1.0 <= min_cosine <= 1.0:
+        raise ValueError(f"min_cosine must be in [-1, 1], got {min_cosine!r}")
     n = len(updates)
     if n < 3:
         return list(range(n))
-    center = coordinate_median(updates)
-    dist = np.zeros(n)
-    for name, c in center.items():
-        flat_c = np.ravel(c)
-        tmp = np.empty_like(flat_c)
-        for i, u in enumerate(updates):
-            np.subtract(_flat(u.tensors[name]), flat_c, out=tmp, casting="unsafe")
-            dist[i] += float(np.dot(tmp, tmp))
-    dist = np.sqrt(dist)
-    limit = factor * float(np.median(dist))
-    return [i for i in range(n) if dist[i] <= limit]
+    dots, sq, center_sq = np.zeros(n), np.zeros(n), np.zeros(n)
+    for name, (shape, _) in _layout(updates).items():
+        flats = [_flat(u.tensors[name]) for u in updates]
+        size = int(np.prod(shape))
+        stack = np.empty((n, min(size, BLOCK)))
+        for s in range(0, size, BLOCK):
+            e = min(size, s + BLOCK)
+            block = stack[:, : e - s]
+            for i, x in enumerate(flats):
+                block[i] = x[s:e]
+            for i in range(n):
+                # Each update against the median of the others: noise must not count towards
+                # its own reference, or it would look a little like the majority.
+                center = np.median(np.delete(block, i, axis=0), axis=0)
+                dots[i] += float(np.dot(block[i], center))
+                sq[i] += float(np.dot(block[i], block[i]))
+                center_sq[i] += float(np.dot(center, center))
+    cosine = dots / np.maximum(np.sqrt(sq * center_sq), 1e-30)
+    return [i for i in range(n) if center_sq[i] == 0.0 or cosine[i] >= min_cosine]
 
 
 def aggregate(
@@ -310,7 +325,7 @@ def aggregate(
     rule: Rule = "fedavg",
     *,
     norm_factor: float | None = 3.0,
-    distance_factor: float | None = None,
+    min_cosine: float | None = None,
     staleness_decay: float = 0.5,
     trim: float = 0.2,
     f: int = 1,
@@ -320,16 +335,16 @@ def aggregate(
     """Reject non-finite updates, then those beyond ``norm_factor`` x the median norm, then apply ``rule``.
 
     One norm pass serves both filters; ``norm_factor=None`` skips the norm
-    bound. ``distance_factor`` then drops survivors far from their
-    coordinate-wise median (:func:`distance_screen`), also as ``OUTLIER``.
+    bound. ``min_cosine`` then drops survivors pointing away from their
+    coordinate-wise median (:func:`direction_screen`), also as ``OUTLIER``.
     Rejections carry :class:`~metamesh.errors.Reason` codes (``NON_FINITE``,
     ``OUTLIER``) to count per peer. Raises
     :class:`ValueError` if fewer than ``min_updates`` survive, for an unknown
     rule, or when the rule's own preconditions fail (e.g. Krum's ``n >= 2f + 3``).
     """
     kept, rejected = _split(sq_norms(updates), norm_factor)
-    if distance_factor is not None and len(kept) >= 3:
-        close = {kept[i] for i in distance_screen([updates[i] for i in kept], distance_factor)}
+    if min_cosine is not None and len(kept) >= 3:
+        close = {kept[i] for i in direction_screen([updates[i] for i in kept], min_cosine)}
         rejected += [(i, Reason.OUTLIER) for i in kept if i not in close]
         kept = [i for i in kept if i in close]
     if rejected:

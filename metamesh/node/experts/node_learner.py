@@ -65,7 +65,7 @@ class ExpertNodeConfig:
     rounds: int = 0
     rule: Rule = "fedavg"
     norm_factor: float | None = 3.0
-    distance_factor: float | None = None
+    min_cosine: float | None = None
     staleness_decay: float = 0.5
     max_staleness: int = 4
     poison: str = ""
@@ -322,7 +322,7 @@ class ExpertNodeLearner:
             [own, *updates],
             self.config.rule,
             norm_factor=self.config.norm_factor,
-            distance_factor=self.config.distance_factor,
+            min_cosine=self.config.min_cosine,
             staleness_decay=self.config.staleness_decay,
         )
         for index, reason in result.rejected:
@@ -342,7 +342,7 @@ class ExpertNodeLearner:
             updates,
             self.config.rule,
             norm_factor=self.config.norm_factor,
-            distance_factor=self.config.distance_factor,
+            min_cosine=self.config.min_cosine,
             staleness_decay=self.config.staleness_decay,
         )
         used = [names[i] for i in result.used]
