@@ -724,8 +724,7 @@ class Node:
                 pending.remove(seed)
                 for env in replies:
                     self._dispatch(env)
-                first = self.config.seeds[0] if self.config.seeds else None
-                if seed == first or (first is None and not snapshot_asked):
+                if not snapshot_asked:  # the first to answer, seed or remembered peer: a seed may be gone
                     snapshot_asked = True
                     self._spawn(self._fetch_snapshot(endpoint), "snapshot")
             if pending:
