@@ -3,7 +3,7 @@
 Layout of a node directory::
 
     identity            the node id (one line)
-    seq                 the sequence lease: no number below it was ever unused
+    seq                 the sequence lease: no number at or above it was ever used
     checkpoint          the latest checkpoint (msgpack), replaced atomically
     checkpoint.prev     the one before, kept in case the latest is torn
     events.jsonl        one JSON object per line: what happened, when
@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +95,19 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class SequenceLease:
-    """Per-sender sequence numbers that stay strictly increasing across crashes."""
+    """Per-sender sequence numbers that stay strictly increasing across crashes.
 
-    def __init__(self, path: Path, block: int = 10_000) -> None:
+    Two guards, so that a full disk cannot make a restarted node reuse a number:
+    a lease on disk (no number at or above it was handed out), and the clock,
+    since numbers start at no less than the microseconds since the epoch (a
+    node sends far fewer than a million messages a second, so every number it
+    used is below the clock's reading at its next start). Either suffices;
+    the lease covers a clock stepped back, the clock covers a lease that could
+    not be written. When the disk refuses the lease, the node says so once and
+    keeps counting in memory.
+    """
+
+    def __init__(self, path: Path, block: int = 10_000, clock: Callable[[], float] = time.time) -> None:
         self._path = path
         self._block = block
         start = 0
@@ -105,13 +116,21 @@ class SequenceLease:
                 start = int(path.read_text().strip())
             except (OSError, ValueError) as exc:
                 raise StateError(f"{path} is unreadable; refusing to risk reusing sequence numbers") from exc
-        self._next = start
-        self._leased = start
+        self._next = max(start, int(clock() * 1_000_000))
+        self._leased = self._next
+        self.failed = False
         self._extend()
 
     def _extend(self) -> None:
         self._leased = self._next + self._block
-        atomic_write(self._path, f"{self._leased}\n".encode())
+        try:
+            atomic_write(self._path, f"{self._leased}\n".encode())
+        except StateError as exc:
+            if not self.failed:
+                log.error("cannot renew the sequence lease (%s); counting on in memory", exc)
+            self.failed = True
+            return
+        self.failed = False
 
     def next(self) -> int:
         if self._next >= self._leased:
@@ -190,7 +209,10 @@ class NodeDir:
         data = _CHECKPOINT_MAGIC + pack_state(state)
         latest = self.path / "checkpoint"
         if latest.exists():
-            os.replace(latest, self.path / "checkpoint.prev")
+            try:
+                os.replace(latest, self.path / "checkpoint.prev")
+            except OSError as exc:
+                raise StateError(f"cannot keep the previous checkpoint: {exc.strerror or exc}") from exc
         atomic_write(latest, data)
         return len(data)
 

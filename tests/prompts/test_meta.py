@@ -61,3 +61,19 @@ def test_malformed_priors_and_rates_are_rejected_or_ignored() -> None:
     assert lrn.rejected == 3 and lrn.priors == {}
     lrn.apply_meta(Meta(version=4, params={"eps.math": 7.0, "eps.nowhere": 0.1}))
     assert lrn.meta_epsilon == {}
+
+
+def test_an_insane_q_table_is_refused_and_its_sender_blamed() -> None:
+    from metamesh.protocol import QTable
+
+    lrn = learner()
+    n = len(lrn.actions)
+    sane = QTable(("math",), tuple(lrn.actions), np.ones((1, n)), np.ones((1, n)), 5)
+    insane = QTable(("math",), tuple(lrn.actions), np.full((1, n), 1e6), np.ones((1, n)), 5)
+    negative = QTable(("math",), tuple(lrn.actions), np.ones((1, n)), -np.ones((1, n)), 5)
+    lrn.merge("good", "math", sane)
+    lrn.merge("bad", "math", insane)
+    lrn.merge("bad", "math", negative)
+    assert ("good", "math") in lrn.peers and ("bad", "math") not in lrn.peers
+    assert lrn.drain_blame() == [("bad", "insane_values"), ("bad", "insane_values")]
+    assert lrn.drain_blame() == []

@@ -92,6 +92,7 @@ class PromptLearner:
         self.affinities: dict[str, float] = dict.fromkeys(self.categories, 0.0)
         self.rng = random.Random(config.seed)
         self.rejected = 0
+        self._blame: list[tuple[str, str]] = []
         self._shared: dict[str, tuple[np.ndarray, float, float]] = {}
         self.priors: dict[str, QRow] = {}  # from a coordinator's meta-parameters
         self.meta_epsilon: dict[str, float] = {}
@@ -218,6 +219,7 @@ class PromptLearner:
         visits = np.asarray(body.visits, dtype=np.float64)
         if (visits < 0).any() or (visits > MAX_SANE_VISITS).any() or (np.abs(body.values) > 100).any():
             self.rejected += 1
+            self._blame.append((sender, "insane_values"))  # the node counts it against the sender
             return
         index = {a: i for i, a in enumerate(self.actions)}
         for s, state in enumerate(body.states):
@@ -230,6 +232,11 @@ class PromptLearner:
                     row.values[i] = body.values[s, j]
                     row.visits[i] = visits[s, j]
             self.peers[(sender, state)] = row
+
+    def drain_blame(self) -> list[tuple[str, str]]:
+        """Peers whose tables were refused as insane since the last call, and why."""
+        out, self._blame = self._blame, []
+        return out
 
     def apply_meta(self, meta: Meta) -> None:
         """A coordinator's prior row (tensor ``prior.CATEGORY``: values and visits over the
