@@ -4,10 +4,12 @@ CurveZMQ authenticates the hop a message came over, not who wrote it: a
 relay could forge or alter what it forwards. So the author signs a digest of
 the header frame and every array frame with its Ed25519 key, and the
 signature travels as the last frame, untouched by relays (only the topic
-changes per hop). The digest is BLAKE2b over length-prefixed frames, fed
+changes per hop). The digest is SHA-256 over length-prefixed frames, fed
 buffer by buffer, so a 100 MB delta is read once and never copied; Ed25519
-then signs 32 bytes. Receivers look the author's public key up by sender id
-(``authorized/ID.key``) and drop messages that fail with a counted reason.
+then signs 32 bytes. SHA-256 because CPUs accelerate it (x86 SHA-NI, ARMv8
+SHA2): 1.4 GB/s here against BLAKE2b's 0.6 (``bench/signing.py``).
+Receivers look the author's public key up by sender id (``authorized/ID.key``)
+and drop messages that fail, with a counted reason.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from metamesh.errors import ProtocolError, Reason
 __all__ = ["SIGNATURE_BYTES", "OriginSigner", "OriginVerifier", "digest"]
 
 SIGNATURE_BYTES = 64
-_PERSON = b"metamesh-sig-v1"  # domain separation: these digests mean nothing elsewhere
+_DOMAIN = b"metamesh-sig-v1\0"  # domain separation: these digests mean nothing elsewhere
 _LEN = struct.Struct("<Q")
 
 
 def digest(parts: Sequence[Any]) -> bytes:
-    """BLAKE2b-256 of the frames, each prefixed by its length (no frame boundary is ambiguous)."""
-    h = hashlib.blake2b(digest_size=32, person=_PERSON)
+    """SHA-256 of the frames, each prefixed by its length (no frame boundary is ambiguous)."""
+    h = hashlib.sha256(_DOMAIN)
     h.update(_LEN.pack(len(parts)))
     for part in parts:
         if type(part) is bytes:

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.torch, pytest.mark.slow, pytest.mark.timeout(300)]
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
     out = tmp_path_factory.mktemp("byzantine")
     cmd = [sys.executable, "-m", "metamesh", "experiment", "experts", "--domains", "economic",
-           "--per-domain", "8", "--poisoners", "2", "--rounds", "10", "--pace", "0.2",
+           "--per-domain", "8", "--poisoners", "2", "--rounds", "16", "--pace", "0.2",
            "--arms", "domain,attacked,defended", "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True

@@ -177,6 +177,10 @@ def test_kill_9_and_restart_at_random_moments_loses_nothing(cluster: Cluster) ->
             assert not went_back, f"{node_id}/{domain}: learned state went backwards: {went_back[:5]}"
     for node in nodes:
         report = node.status()
-        assert report is not None and report["counters"]["rejected"].get("replayed", 0) == 0, report[
-            "counters"
-        ]
+        assert report is not None
+        assert report["counters"]["rejected"].get("replayed", 0) == 0, report["counters"]
+    witnessed = sum(len(v) for v in witness.seqs.values())
+    tables = sum(len(v) for v in witness.tables.values())
+    accuracies = evaluated()
+    print(f"{KILLS} kill -9 + restarts and 1 SIGSTOP pause survived; {witnessed} messages witnessed, "
+          f"0 sequence numbers reused; {tables} Q-tables, none went back; accuracy {accuracies}")  # fmt: skip

@@ -151,7 +151,8 @@ async def test_a_live_node_survives_a_fuzz_flood_and_keeps_learning(cluster: Clu
             # Mutations that happen to stay valid are accepted like any message; everything else has a reason.
             assert rejected >= 0.9 * TOTAL, (rejected, after["counters"]["rejected"])
             assert len(after["counters"]["rejected"]) >= 8  # many distinct reasons, all counted
-            assert rss_kb(target.proc.pid) < rss_before + 64 * 1024, "memory grew under the flood"
+            rss_after = rss_kb(target.proc.pid)
+            assert rss_after < rss_before + 64 * 1024, "memory grew under the flood"
             # Still learning afterwards, and still in touch with its peer.
             await asyncio.sleep(0)
             deadline = time.monotonic() + 30
@@ -160,7 +161,8 @@ async def test_a_live_node_survives_a_fuzz_flood_and_keeps_learning(cluster: Clu
                 await asyncio.sleep(0.1)
             assert "fz" in fz.membership.alive() or (await status())["peers"]["fz"]["state"] == "alive"
             reasons = after["counters"]["rejected"]
-            print(f"fuzzed {TOTAL} frames in {seconds:.1f} s; rejected {rejected}: {reasons}")
+            print(f"fuzzed {TOTAL} frames in {seconds:.1f} s; rejected {rejected}: {reasons}; "
+                  f"RSS {rss_before // 1024} -> {rss_after // 1024} MB")  # fmt: skip
     finally:
         dealer.close(linger=0)
         ctx.term()
