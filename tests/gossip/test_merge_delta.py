@@ -185,3 +185,13 @@ def test_direction_screen_catches_what_the_norm_bound_misses() -> None:
     assert direction_screen(updates[6:], 0.05) == [0, 1]  # no majority to measure against
     with pytest.raises(ValueError):
         direction_screen(updates, 1.5)
+
+
+def test_a_trusted_update_survives_a_majority_of_bad_ones() -> None:
+    own = Update({"w": np.ones(100, np.float32)}, 10)
+    bad = [Update({"w": np.full(100, -50.0 * k, np.float32)}, 10) for k in (1, 2)]
+    # Against the median of two bad updates that agree, the own one looks like the outlier...
+    assert 0 not in aggregate([own, *bad], norm_factor=None, min_cosine=0.05).used
+    # ...unless it is trusted: a node surrounded by bad peers keeps its own model in the mix.
+    assert 0 in aggregate([own, *bad], norm_factor=None, min_cosine=0.05, trusted=(0,)).used
+    assert 0 in aggregate([own, *bad], norm_factor=1.0, trusted=(0,)).used

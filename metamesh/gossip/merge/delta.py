@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -326,6 +326,7 @@ def aggregate(
     *,
     norm_factor: float | None = 3.0,
     min_cosine: float | None = None,
+    trusted: Collection[int] = (),
     staleness_decay: float = 0.5,
     trim: float = 0.2,
     f: int = 1,
@@ -337,6 +338,8 @@ def aggregate(
     One norm pass serves both filters; ``norm_factor=None`` skips the norm
     bound. ``min_cosine`` then drops survivors pointing away from their
     coordinate-wise median (:func:`direction_screen`), also as ``OUTLIER``.
+    Updates whose index is in ``trusted`` (a node's own) are never rejected
+    as outliers, so a node surrounded by bad peers still has its own.
     Rejections carry :class:`~metamesh.errors.Reason` codes (``NON_FINITE``,
     ``OUTLIER``) to count per peer. Raises
     :class:`ValueError` if fewer than ``min_updates`` survive, for an unknown
@@ -345,8 +348,12 @@ def aggregate(
     kept, rejected = _split(sq_norms(updates), norm_factor)
     if min_cosine is not None and len(kept) >= 3:
         close = {kept[i] for i in direction_screen([updates[i] for i in kept], min_cosine)}
-        rejected += [(i, Reason.OUTLIER) for i in kept if i not in close]
-        kept = [i for i in kept if i in close]
+        rejected += [(i, Reason.OUTLIER) for i in kept if i not in close and i not in trusted]
+        kept = [i for i in kept if i in close or i in trusted]
+    spared = [i for i, r in rejected if r is Reason.OUTLIER and i in trusted]
+    if spared:
+        rejected = [(i, r) for i, r in rejected if i not in spared]
+        kept = sorted([*kept, *spared])
     if rejected:
         reasons = ", ".join(sorted({r.value for _, r in rejected}))
         log.info("aggregate: rejected %d of %d updates (%s)", len(rejected), len(updates), reasons)

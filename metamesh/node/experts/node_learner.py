@@ -318,13 +318,19 @@ class ExpertNodeLearner:
     def _merge(self, peers: Mapping[str, _PeerOffset]) -> list[str]:
         names, updates = self._updates(peers)
         own = Update(self._own_offset(), len(self.learner.data.y_train))
-        result = aggregate(
-            [own, *updates],
-            self.config.rule,
-            norm_factor=self.config.norm_factor,
-            min_cosine=self.config.min_cosine,
-            staleness_decay=self.config.staleness_decay,
-        )
+        try:
+            result = aggregate(
+                [own, *updates],
+                self.config.rule,
+                norm_factor=self.config.norm_factor,
+                min_cosine=self.config.min_cosine,
+                staleness_decay=self.config.staleness_decay,
+                trusted=(0,),
+            )
+        except ValueError as exc:  # e.g. Krum with too few peers: keep the own model this round
+            self.rejected["merge_skipped"] += 1
+            self._events.append(("merge_skipped", {"peers": len(updates), "error": str(exc)}))
+            return []
         for index, reason in result.rejected:
             if index > 0:
                 self.rejected[reason.value] += 1
@@ -338,13 +344,17 @@ class ExpertNodeLearner:
 
     def _adopt(self, peers: Mapping[str, _PeerOffset]) -> None:
         names, updates = self._updates(peers)
-        result = aggregate(
-            updates,
-            self.config.rule,
-            norm_factor=self.config.norm_factor,
-            min_cosine=self.config.min_cosine,
-            staleness_decay=self.config.staleness_decay,
-        )
+        try:
+            result = aggregate(
+                updates,
+                self.config.rule,
+                norm_factor=self.config.norm_factor,
+                min_cosine=self.config.min_cosine,
+                staleness_decay=self.config.staleness_decay,
+            )
+        except ValueError as exc:  # nothing usable to adopt: start from w0 like any first node
+            self._events.append(("adopt_skipped", {"peers": len(updates), "error": str(exc)}))
+            return
         used = [names[i] for i in result.used]
         self._move_base(result.tensors, used)
         self._events.append(
