@@ -126,6 +126,12 @@ def add_learner_options(p: argparse.ArgumentParser) -> None:
         "--dataset",
         help="the learner's data: JSONL/CSV questions (prompts), CSV/NPZ features+target+domain (experts)",
     )
+    p.add_argument(
+        "--drift-at",
+        type=int,
+        help="prompts learner, robustness drills only: choose strategies at random from this episode "
+        "on, so the node's monitor and its peers see a behaviour change",
+    )
     x = p.add_argument_group("experts learner (needs torch: pip install 'metamesh[torch]')")
     x.add_argument("--share-domain", help="exchange weights in this domain instead of the data's")
     x.add_argument("--part", type=int, help="synthetic data: which region of the domain to sample")

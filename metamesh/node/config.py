@@ -135,6 +135,9 @@ class NodeConfig:
     """Experts learner: reject a peer's weights whose cosine similarity to the coordinate-wise
     median of all weights at hand is below this (-1: off; 0.05 catches sign-flipped and random
     weights and kept every honest node of the synthetic domains)."""
+    drift_at: int = 0
+    """Prompts learner, for robustness drills only: from this episode on, choose strategies at
+    random, so the node's own monitor and its peers see a behaviour change."""
     poison: str = ""
     """Experts learner, for robustness drills only: publish corrupted weights (scale, flip, nan,
     random, or cycle through them) so a test network shows what its defences catch."""

@@ -65,7 +65,10 @@ def _prompt_learner(config: NodeConfig) -> Learner:
     weights = parse_weights(config.weights, categories)
     llm = parse_llm_spec(config.llm, questions=questions, seed=config.seed)
     learner_config = PromptLearnerConfig(
-        federated=config.arm == "federated", random_policy=config.arm == "random", seed=config.seed
+        federated=config.arm == "federated",
+        random_policy=config.arm == "random",
+        seed=config.seed,
+        drift_at=config.drift_at,
     )
     return PromptLearner(
         llm,

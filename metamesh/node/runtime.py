@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +47,7 @@ from metamesh.protocol import (
     Heartbeat,
     Hello,
     IHave,
+    Insight,
     Meta,
     PeerAddr,
     Prune,
@@ -68,6 +69,8 @@ log = logging.getLogger(__name__)
 
 #: Kinds whose latest message per sender is kept for late joiners and merged by learners.
 STATE_KINDS = frozenset({"qtable", "delta", "insight", "prompt"})
+#: A peer reporting this much drift (Jensen-Shannon, 0..1) gets no weight in merges.
+DRIFT_ZERO_WEIGHT = 0.4
 #: Kinds that keep a quarantined peer known as alive; everything else of it is ignored.
 MEMBERSHIP_KINDS = frozenset({"hello", "heartbeat", "bye"})
 #: Kinds relayed by ``ihave`` when large: learner state and the coordinator's meta-parameters.
@@ -165,6 +168,7 @@ class Node:
         self.scores = PeerScores(
             above=config.quarantine_above, below=config.quarantine_below, half_life=config.score_half_life
         )
+        self.peer_weights: dict[str, float] = {}  # from peers' own drift reports
         self._signer: Signer | None = None
         self._verifier: Verifier | None = None
         self._fetching: set[tuple[str, int]] = set()  # announced by ihave, being fetched
@@ -560,6 +564,8 @@ class Node:
                     if self.learner is not None:
                         self.learner.apply_meta(body)
             case _ if env.kind in STATE_KINDS:
+                if isinstance(body, Insight) and body.metrics:
+                    self._peer_health(env.sender, body.metrics)
                 key = (env.sender, env.kind, env.domain)
                 previous = self.latest.get(key)
                 if previous is not None and previous.seq >= env.seq:
@@ -570,6 +576,27 @@ class Node:
                     self.learner.merge(env.sender, env.domain, body)
             case _:
                 self.counters.dropped[f"unexpected_{env.kind}"] += 1
+
+    def _peer_health(self, peer: str, metrics: Mapping[str, float]) -> None:
+        """A peer's own monitor figures: trust it less as it drifts; one in alert is charged.
+
+        Its weight in merges falls linearly from 1 (no drift) to 0 at a drift of
+        ``DRIFT_ZERO_WEIGHT``; each insight reporting an alert (drifting or misaligned)
+        charges its score once, so a peer that stays in alert is quarantined.
+        """
+        drift = metrics.get("drift")
+        alarmed = metrics.get("drifting", 0.0) >= 0.5 or metrics.get("misaligned", 0.0) >= 0.5
+        weight = 1.0 if drift is None else min(max(1.0 - drift / DRIFT_ZERO_WEIGHT, 0.0), 1.0)
+        if alarmed:
+            weight = min(weight, 0.5)
+        if weight != self.peer_weights.get(peer, 1.0):
+            self.events.write("peer_weight", peer=peer, weight=round(weight, 3), drift=drift, alert=alarmed)
+        self.peer_weights[peer] = weight
+        weigh = getattr(self.learner, "weigh_peer", None)
+        if callable(weigh):
+            weigh(peer, weight)
+        if alarmed:
+            self._blame(peer, "drift")
 
     # -- peers -----------------------------------------------------------------
 
@@ -1015,6 +1042,7 @@ class Node:
             "meta_version": self.meta.version if self.meta is not None else None,
             "state": {f"{s}/{k}/{d}": latest.seq for (s, k, d), latest in self.latest.items()},
             "quarantined": sorted(self.scores.quarantined),
+            "peer_weights": {p: round(w, 3) for p, w in sorted(self.peer_weights.items()) if w < 1.0},
             "scores": self.scores.report(time.monotonic()),
         }
 

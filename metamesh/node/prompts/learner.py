@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from metamesh.node.llm.base import LLM, GenerateOptions
+from metamesh.node.monitor import CycleReport, DriftMonitor, MonitorConfig
 from metamesh.node.prompts.dataset import Question
 from metamesh.node.prompts.qlearning import QRow, choose, epsilon_for, greedy, mean_rows, merge_rows, update
 from metamesh.node.prompts.scoring import is_correct, reward, score_answer
 from metamesh.node.prompts.strategies import DEFAULT_STRATEGIES, render
-from metamesh.protocol import Body, Meta, QTable
+from metamesh.protocol import GLOBAL_DOMAIN, Body, Insight, Meta, QTable
 
 __all__ = ["PromptLearner", "PromptLearnerConfig"]
 
@@ -55,6 +56,17 @@ class PromptLearnerConfig:
     keepalive: float = 5.0
     affinity_smoothing: float = 0.05
     seed: int = 0
+    monitor: MonitorConfig = field(
+        default_factory=lambda: MonitorConfig(cycle=100, warmup_cycles=6, drift_raise=0.3, drift_clear=0.15)
+    )
+    """The closed-loop monitor over (category, strategy) choices and their scores; the reference
+    forms after the warm-up, once exploration has faded. Measured with 6 categories: a settled
+    node's cycles diverge 0.03-0.07 from its reference, one whose greedy choice flips in one
+    category 0.2, one choosing at random 0.6-0.7; raising at 0.3 flags a changed policy, not a
+    changed mind about one near-tie."""
+    drift_at: int = 0
+    """Robustness drills only: from this episode on, choose strategies at random, as a node whose
+    policy was reset or corrupted would (0: never)."""
 
 
 class PromptLearner:
@@ -93,6 +105,9 @@ class PromptLearner:
         self.rng = random.Random(config.seed)
         self.rejected = 0
         self._blame: list[tuple[str, str]] = []
+        self.monitor = DriftMonitor(config.monitor)
+        self.peer_weights: dict[str, float] = {}
+        self._health: list[tuple[str, Body]] = []
         self._shared: dict[str, tuple[np.ndarray, float, float]] = {}
         self.priors: dict[str, QRow] = {}  # from a coordinator's meta-parameters
         self.meta_epsilon: dict[str, float] = {}
@@ -107,12 +122,21 @@ class PromptLearner:
         prior = [self.priors[category]] if category in self.priors else []
         if not self.config.federated:
             return merge_rows([own, *prior], len(self.actions)) if prior else own
-        rows = [own, *prior, *(r for (_, c), r in self.peers.items() if c == category)]
+        rows = [own, *prior, *(self._weighed(p, r) for (p, c), r in self.peers.items() if c == category)]
         merge = merge_rows if self.config.visit_weighted else mean_rows
         return merge(rows, len(self.actions))
 
+    def _weighed(self, peer: str, row: QRow) -> QRow:
+        """A peer's row with its visits scaled by the trust its health reports earn it."""
+        weight = self.peer_weights.get(peer, 1.0)
+        return row if weight >= 1.0 else QRow(row.values, row.visits * weight)
+
+    def weigh_peer(self, peer: str, weight: float) -> None:
+        """How much a peer's experience counts (1: fully; the node lowers it for a peer in drift)."""
+        self.peer_weights[peer] = min(max(weight, 0.0), 1.0)
+
     def choose(self, category: str) -> int:
-        if self.config.random_policy:
+        if self.config.random_policy or (self.config.drift_at and self.episodes >= self.config.drift_at):
             return self.rng.randrange(len(self.actions))
         row = self.view(category)
         eps = epsilon_for(
@@ -145,6 +169,9 @@ class PromptLearner:
         )
         self.episodes += 1
         self.correct_recent.append(is_correct(score))
+        report = self.monitor.observe(f"{q.category}:{self.actions[action]}", min(max(score, 0.0), 1.0))
+        if report is not None:
+            self._on_cycle(report)
         a = self.config.affinity_smoothing
         for c in self.affinities:
             self.affinities[c] = (1 - a) * self.affinities[c] + (a if c == q.category else 0.0)
@@ -161,6 +188,26 @@ class PromptLearner:
                     {"episodes": self.episodes, "accuracy": self.last_eval, "best": self.best_strategies()},
                 )
             )
+
+    def _on_cycle(self, report: CycleReport) -> None:
+        """Log the cycle and tell the network how this node is doing (drift and alignment)."""
+        fields: dict[str, Any] = {"cycle": report.cycle, "episodes": self.episodes}
+        for name in ("drift", "alignment"):
+            value = getattr(report, name)
+            if value is not None:
+                fields[name] = round(value, 4)
+        fields.update(drifting=report.drifting, misaligned=report.misaligned, changes=list(report.changes))
+        self._events.append(("monitor", fields))
+        if not self.config.federated:
+            return
+        metrics = {"drifting": float(report.drifting), "misaligned": float(report.misaligned)}
+        if report.drift is not None:
+            metrics["drift"] = report.drift
+        if report.alignment is not None:
+            metrics["alignment"] = report.alignment
+        loss = 1.0 - report.alignment if report.alignment is not None else 0.0
+        self._health = [(GLOBAL_DOMAIN, Insight.of({}, {}, avg_loss=loss, total_samples=self.episodes,
+                                                    round=report.cycle, metrics=metrics))]  # fmt: skip
 
     async def _evaluate_and_report(self) -> None:
         self.last_eval = await self.evaluate(self.eval_questions)
@@ -186,7 +233,8 @@ class PromptLearner:
         if not self.config.federated:
             return []
         now = time.monotonic()
-        out: list[tuple[str, Body]] = []
+        out: list[tuple[str, Body]] = self._health
+        self._health = []
         for cat, row in self.own.items():
             total = float(row.visits.sum())
             if total == 0:
