@@ -71,6 +71,16 @@ def _table(rows: list[list[str]]) -> str:
     )
 
 
+def _trust(quarantined: bool, score: float | None, weight: float | None) -> str:
+    """``ok``, or why a peer counts less: its misbehaviour score, its drift weight, quarantine."""
+    parts = ["QUARANTINED"] if quarantined else []
+    if score:
+        parts.append(f"score {score:.1f}")
+    if weight is not None:
+        parts.append(f"weight {weight:.2f}")
+    return ", ".join(parts) or "ok"
+
+
 def render(report: dict[str, Any]) -> str:
     out = [
         f"node     {report.get('node')}  "
@@ -80,13 +90,17 @@ def render(report: dict[str, Any]) -> str:
         f"domains {', '.join(report.get('domains', [])) or '-'}\n\n",
     ]
     peers = report.get("peers", {})
-    rows = [["PEER", "STATE", "CONNECTED", "DOMAINS", "PUB"]]
+    quarantined = set(report.get("quarantined", []))
+    scores = report.get("scores", {})
+    weights = report.get("peer_weights", {})
+    rows = [["PEER", "STATE", "CONNECTED", "TRUST", "DOMAINS", "PUB"]]
     for pid, p in sorted(peers.items()):
         rows.append(
             [
                 pid,
                 str(p.get("state")),
                 "yes" if p.get("connected") else "no",
+                _trust(pid in quarantined, scores.get(pid), weights.get(pid)),
                 ",".join(p.get("domains", [])) or "-",
                 str(p.get("pub")),
             ]

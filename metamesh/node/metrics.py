@@ -77,6 +77,13 @@ def render(report: Mapping[str, Any]) -> str:
     )
     _family(
         out,
+        "metamesh_peers_quarantined",
+        "gauge",
+        "Peers whose messages are neither merged nor relayed, for misbehaviour or drift.",
+        [({}, len(report.get("quarantined", [])))],
+    )
+    _family(
+        out,
         "metamesh_domain_member",
         "gauge",
         "1 for each domain this node is in.",

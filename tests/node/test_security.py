@@ -197,3 +197,21 @@ async def test_a_peer_without_a_known_signing_key_is_refused(tmp_path: Path) -> 
             assert "m" not in nodes[name].peers, name
             assert nodes[name].membership.state("m") is None, name
         assert not nodes["m"].membership.alive()
+
+
+def test_status_shows_why_a_peer_is_trusted_less() -> None:
+    from metamesh.cli.status_cmd import render
+
+    report = {
+        "node": "a",
+        "peers": {
+            "b": {"state": "alive", "connected": True, "domains": ["math"], "pub": "tcp://x:1"},
+            "m": {"state": "alive", "connected": True, "domains": ["math"], "pub": "tcp://x:2"},
+        },
+        "quarantined": ["m"],
+        "scores": {"m": 9.5},
+        "peer_weights": {"b": 0.75},
+    }
+    lines = {line.split()[0]: line for line in render(report).splitlines() if line.strip()}
+    assert "QUARANTINED, score 9.5" in lines["m"]
+    assert "weight 0.75" in lines["b"] and "QUARANTINED" not in lines["b"]
