@@ -42,6 +42,7 @@ CUES: Mapping[str, tuple[str, ...]] = {
     "brevity": ("only the answer", "nothing else", "one word", "just the answer"),
     "expert": ("you are an expert", "as an expert", "you are a world-class"),
     "format": ("brief, accurate answer", "provide a brief"),
+    "examples": ("examples:", "for example"),
 }
 
 #: P(right answer) per category and cue; "direct" is a prompt with no cue.
