@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +42,24 @@ def processes_mentioning(text: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def run_experiment(args: Sequence[str], out: Path, timeout: float = 280) -> tuple[str, dict[str, Any]]:
+    """Run ``metamesh experiment ARGS --out OUT`` in its own process group (so a hung run is
+    killed with every node it started); returns its stdout and results.json."""
+    cmd = [sys.executable, "-m", "metamesh", "experiment", *args, "--out", str(out)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    assert processes_mentioning(str(out)) == [], "the experiment left node processes running"
+    return stdout, dict(json.loads((out / "results.json").read_text()))
 
 
 class NodeProcess(LocalNode):

@@ -8,17 +8,11 @@ honest nodes quarantined both poisoners), attacked ~5e11.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-
 import pytest
 
 pytest.importorskip("torch")
 
-from tests.cluster import processes_mentioning
+from tests.cluster import run_experiment
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -26,22 +20,11 @@ pytestmark = [pytest.mark.torch, pytest.mark.slow, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
     out = tmp_path_factory.mktemp("byzantine")
-    cmd = [sys.executable, "-m", "metamesh", "experiment", "experts", "--domains", "economic",
-           "--per-domain", "8", "--poisoners", "2", "--rounds", "16", "--pace", "0.2",
-           "--arms", "domain,attacked,defended", "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=280)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
+    args = ["experts", "--domains", "economic", "--per-domain", "8", "--poisoners", "2",
+            "--rounds", "16", "--pace", "0.2", "--arms", "domain,attacked,defended"]  # fmt: skip
+    stdout, results = run_experiment(args, out)
     assert "defended: 2 poisoners; 6 of 6 honest nodes quarantined all of them" in stdout, stdout
-    assert processes_mentioning(str(out)) == [], "the experiment left node processes running"
-    return dict(json.loads((out / "results.json").read_text()))
+    return results
 
 
 def honest_mean(results: dict[str, dict[str, object]], arm: str) -> float:

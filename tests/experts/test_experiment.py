@@ -8,18 +8,12 @@ global ~0.7, private ~0.27; the asserted margins are far wider than the run-to-r
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-
 import pytest
 
 pytest.importorskip("torch")
 
 from metamesh.node.experts.privacy import RDPAccountant
-from tests.cluster import processes_mentioning
+from tests.cluster import run_experiment
 
 pytestmark = [pytest.mark.torch, pytest.mark.timeout(300)]
 
@@ -29,23 +23,11 @@ ROUNDS = 8
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
     out = tmp_path_factory.mktemp("experts")
-    cmd = [sys.executable, "-m", "metamesh", "experiment", "experts", "--per-domain", "2", "--rounds",
-           str(ROUNDS), "--pace", "0.2", "--out", str(out), "--domains", "economic,technology",
-           "--coordinator"]  # fmt: skip
-    # Its own process group, so a hung run is killed with every node it started.
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=280)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
+    args = ["experts", "--per-domain", "2", "--rounds", str(ROUNDS), "--pace", "0.2",
+            "--domains", "economic,technology", "--coordinator"]  # fmt: skip
+    stdout, results = run_experiment(args, out)
     assert "vs local" in stdout and "epsilon" in stdout
-    assert processes_mentioning(str(out)) == [], "the experiment left node processes running"
-    return dict(json.loads((out / "results.json").read_text()))
+    return results
 
 
 def mean(results: dict[str, dict[str, object]], arm: str) -> float:

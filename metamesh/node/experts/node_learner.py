@@ -294,7 +294,7 @@ class ExpertNodeLearner:
             n: np.ascontiguousarray(base_offset[n] + delta.tensors[n], dtype=np.float32) for n in self._w0
         }
         if self.config.poison:
-            tensors = poisoned(tensors, self.config.poison, self.learner.rounds)
+            tensors = poisoned(tensors, self.config.poison, self.learner.rounds, self.learner.config.seed)
         return Delta(
             model=MODEL_NAME,
             tensors=tensors,
@@ -400,17 +400,21 @@ class ExpertNodeLearner:
         )
 
 
-def poisoned(tensors: Mapping[str, np.ndarray], mode: str, round_: int) -> dict[str, np.ndarray]:
+def poisoned(
+    tensors: Mapping[str, np.ndarray], mode: str, round_: int, seed: int = 0
+) -> dict[str, np.ndarray]:
     """What a Byzantine drill node publishes instead of its offset.
 
     ``scale``: x100; ``flip``: sign-flipped;
     ``nan``: NaN everywhere; ``random``: Gaussian noise of the offset's own
-    norm; ``cycle``: one after another, by round.
+    norm, independent per node (``seed``); ``cycle``: one after another, by
+    round. Poisoners that collude on one shared vector are a different attack:
+    see the note in ``metamesh.gossip.merge.delta.direction_screen``.
     """
     modes = ("scale", "flip", "nan", "random")
     if mode == "cycle":
         mode = modes[round_ % len(modes)]
-    rng = np.random.default_rng(round_)
+    rng = np.random.default_rng([seed, round_])
     out: dict[str, np.ndarray] = {}
     for name, t in tensors.items():
         match mode:
