@@ -195,3 +195,13 @@ def test_a_trusted_update_survives_a_majority_of_bad_ones() -> None:
     # ...unless it is trusted: a node surrounded by bad peers keeps its own model in the mix.
     assert 0 in aggregate([own, *bad], norm_factor=None, min_cosine=0.05, trusted=(0,)).used
     assert 0 in aggregate([own, *bad], norm_factor=1.0, trusted=(0,)).used
+
+
+def test_with_the_screen_on_two_updates_are_never_merged_unscreened() -> None:
+    honest = Update({"w": np.ones(10, np.float32)}, 10)
+    poisoned = Update({"w": np.full(10, -100.0, np.float32)}, 10)
+    # Without the direction screen, two updates pass the norm bound (the median of two is their mean).
+    assert aggregate([honest, poisoned], norm_factor=3.0).used == (0, 1)
+    with pytest.raises(ValueError):  # a late joiner adopting from two peers: nothing it can trust
+        aggregate([honest, poisoned], norm_factor=3.0, min_cosine=0.05)
+    assert aggregate([honest, poisoned], norm_factor=3.0, min_cosine=0.05, trusted=(0,)).used == (0,)

@@ -342,7 +342,10 @@ def aggregate(
 
     One norm pass serves both filters; ``norm_factor=None`` skips the norm
     bound. ``min_cosine`` then drops survivors pointing away from their
-    coordinate-wise median (:func:`direction_screen`), also as ``OUTLIER``.
+    coordinate-wise median (:func:`direction_screen`), also as ``OUTLIER``;
+    with fewer than 3 updates it cannot judge, so only ``trusted`` ones are
+    used (with two updates the median norm lies between theirs, so the norm
+    bound stops almost nothing either).
     Updates whose index is in ``trusted`` (a node's own) are never rejected
     as outliers, so a node surrounded by bad peers still has its own.
     Rejections carry :class:`~metamesh.errors.Reason` codes (``NON_FINITE``,
@@ -355,6 +358,10 @@ def aggregate(
         close = {kept[i] for i in direction_screen([updates[i] for i in kept], min_cosine)}
         rejected += [(i, Reason.OUTLIER) for i in kept if i not in close and i not in trusted]
         kept = [i for i in kept if i in close or i in trusted]
+    elif min_cosine is not None:
+        # Two updates have no majority to screen against: on a network that asked for the
+        # screen, only trusted ones are used (the others are not blamed, just not merged yet).
+        kept = [i for i in kept if i in trusted]
     spared = [i for i, r in rejected if r is Reason.OUTLIER and i in trusted]
     if spared:
         rejected = [(i, r) for i, r in rejected if i not in spared]
