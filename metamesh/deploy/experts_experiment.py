@@ -15,7 +15,9 @@ of their whole domain. Arms on the same data and seeds:
   publishing poisoned weights (x100, sign-flipped, NaN, random, in turn) and
   the defences off: plain FedAvg, no norm or direction screen, no quarantine;
 * ``defended``: the same attack against the defences: norm and direction
-  screens, and quarantine of peers caught sending bad weights.
+  screens, and quarantine of peers caught sending bad weights;
+* ``screened``: the defended arm's defences with no attack, what they cost
+  when nobody attacks.
 
 Losses of the attacked arms are of the honest nodes only.
 """
@@ -47,7 +49,7 @@ __all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "collect", "render_table",
 
 log = logging.getLogger(__name__)
 
-ARMS = ("local", "domain", "global", "private", "attacked", "defended")
+ARMS = ("local", "domain", "global", "private", "screened", "attacked", "defended")
 ATTACKS = ("attacked", "defended")
 DOMAINS = ("economic", "medical", "technology")
 GLOBAL_NAME = "everyone"
@@ -139,7 +141,7 @@ class ExpertsExperiment:
             args += ["--poison", "cycle"]
         if arm == "attacked":
             args += ["--norm-factor", "0", "--quarantine-above", "1e9"]
-        if arm == "defended":
+        if arm in ("defended", "screened"):
             args += ["--min-cosine", "0.05", "--quarantine-above", str(self.quarantine_above)]
             args += ["--quarantine-below", str(self.quarantine_above / 4)]
         return args
