@@ -9,14 +9,17 @@ user). Every ``cycle`` observations it reports:
   ``reference_cycles`` cycles after ``warmup_cycles``, frozen until
   :meth:`DriftMonitor.rebaseline` (a reference that slid along would follow
   a slow drift and never see it);
-* **alignment**: the mean feedback score of the cycle;
+* **alignment**: the mean feedback score of the cycle, judged against the
+  reference window's (an LLM that is right 40% of the time is not
+  misaligned; one that was right 85% of the time and now is 55% is);
 * **coherence** (when peers' distributions are given): 1 minus the mean
   divergence between this node's choices and its domain peers'.
 
 Alerts are Schmitt triggers, as everywhere in metamesh: drift raises above
 ``drift_raise`` and clears only below ``drift_clear``; misalignment raises
-below ``alignment_raise`` and clears only above ``alignment_clear``. A value
-wandering around one threshold therefore does not flap.
+when alignment falls ``alignment_drop`` below the reference's and clears only
+once it is back within half that. A value wandering around one threshold
+therefore does not flap.
 
 Why JS at these thresholds: with ``k`` choices and ``n`` observations per
 cycle, sampling noise alone gives a divergence of about ``(k - 1) / (4 n ln 2)``
@@ -69,8 +72,7 @@ class MonitorConfig:
     reference_cycles: int = 4
     drift_raise: float = 0.2
     drift_clear: float = 0.1
-    alignment_raise: float = 0.5
-    alignment_clear: float = 0.6
+    alignment_drop: float = 0.2
 
     def __post_init__(self) -> None:
         if self.cycle < 1 or self.reference_cycles < 1 or self.warmup_cycles < 0:
@@ -79,11 +81,8 @@ class MonitorConfig:
             raise ValueError(
                 f"need 0 <= drift_clear < drift_raise <= 1, got {self.drift_clear}, {self.drift_raise}"
             )
-        if not 0 <= self.alignment_raise < self.alignment_clear <= 1:
-            raise ValueError(
-                f"need 0 <= alignment_raise < alignment_clear <= 1, got "
-                f"{self.alignment_raise}, {self.alignment_clear}"
-            )
+        if not 0 < self.alignment_drop <= 1:
+            raise ValueError(f"alignment_drop must be in (0, 1], got {self.alignment_drop}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +111,7 @@ class DriftMonitor:
     _choices: Counter[str] = field(default_factory=Counter)
     _scores: list[float] = field(default_factory=list)
     _reference: Counter[str] = field(default_factory=Counter)
+    _reference_scores: list[float] = field(default_factory=list)
     _reference_cycles: int = 0
     _cycle: int = 0
 
@@ -135,8 +135,10 @@ class DriftMonitor:
     def rebaseline(self) -> None:
         """Accept the current behaviour as normal: the next cycles form a new reference."""
         self._reference = Counter()
+        self._reference_scores = []
         self._reference_cycles = 0
         self.drifting = False
+        self.misaligned = False
 
     def distribution(self) -> dict[str, float]:
         """The last complete cycle's choice shares."""
@@ -149,11 +151,15 @@ class DriftMonitor:
         shares = {k: v / n for k, v in sorted(self._choices.items())}
         drift: float | None = None
         changes: list[str] = []
+        alignment = sum(self._scores) / len(self._scores) if self._scores else None
+        judged = False
         if self._cycle > cfg.warmup_cycles:
             if self._reference_cycles < cfg.reference_cycles:
                 self._reference.update(self._choices)
+                self._reference_scores += self._scores
                 self._reference_cycles += 1
             else:
+                judged = True
                 drift = js_divergence(shares, self._reference)
                 if not self.drifting and drift > cfg.drift_raise:
                     self.drifting = True
@@ -161,12 +167,12 @@ class DriftMonitor:
                 elif self.drifting and drift < cfg.drift_clear:
                     self.drifting = False
                     changes.append("drift_cleared")
-        alignment = sum(self._scores) / len(self._scores) if self._scores else None
-        if alignment is not None:
-            if not self.misaligned and alignment < cfg.alignment_raise:
+        if judged and alignment is not None and self._reference_scores:
+            expected = sum(self._reference_scores) / len(self._reference_scores)
+            if not self.misaligned and alignment < expected - cfg.alignment_drop:
                 self.misaligned = True
                 changes.append("misaligned")
-            elif self.misaligned and alignment > cfg.alignment_clear:
+            elif self.misaligned and alignment > expected - cfg.alignment_drop / 2:
                 self.misaligned = False
                 changes.append("aligned")
         coherence = 1.0 - sum(js_divergence(shares, p) for p in peers) / len(peers) if peers else None

@@ -74,6 +74,13 @@ def test_alerts_do_not_flap_near_the_threshold() -> None:
     assert transitions <= 2  # the trigger raised once and held
 
 
+def test_misalignment_is_a_fall_from_the_reference_not_a_low_score() -> None:
+    rng = random.Random(5)
+    monitor = DriftMonitor(MonitorConfig(cycle=50))
+    run(monitor, rng, STEADY, 40, score=0.3)  # a weak model, steadily weak: not misaligned
+    assert not any(r.changes for r in monitor.reports)
+
+
 def test_misalignment_with_feedback_is_raised_and_cleared() -> None:
     rng = random.Random(11)
     monitor = DriftMonitor(MonitorConfig(cycle=50))
