@@ -109,7 +109,11 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
 
 def add_learner_options(p: argparse.ArgumentParser) -> None:
     """What a node learns and how (``metamesh node`` only)."""
-    p.add_argument("--learner", help="what this node learns: none, prompts, experts")
+    p.add_argument(
+        "--learner",
+        help="what this node learns: none, prompts (strategy per category), evolve (prompts that "
+        "rewrite themselves), experts (torch)",
+    )
     p.add_argument("--llm", help="LLM for the prompts learner: sim, ollama:MODEL, openai:URL:MODEL")
     p.add_argument("--seed-value", type=int, dest="seed", help="random seed of the learner")
     p.add_argument("--arm", choices=["federated", "local", "random"], help="prompts learner: how it learns")

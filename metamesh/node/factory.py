@@ -11,7 +11,7 @@ from metamesh.node.learner import Learner
 
 __all__ = ["build_learner", "parse_weights"]
 
-LEARNERS = ("none", "prompts", "experts", "coordinator")
+LEARNERS = ("none", "prompts", "evolve", "experts", "coordinator")
 
 
 def parse_weights(text: str, categories: list[str]) -> dict[str, float]:
@@ -42,6 +42,8 @@ def build_learner(config: NodeConfig) -> Learner | None:
         return _prompt_learner(config)
     if name == "experts":
         return _experts_learner(config)
+    if name == "evolve":
+        return _evolve_learner(config)
     if name == "coordinator":
         return _coordinator(config)
     raise ConfigError(f"unknown learner {name!r}; choose from: {', '.join(LEARNERS)}")
@@ -79,6 +81,40 @@ def _prompt_learner(config: NodeConfig) -> Learner:
         eval_every=config.eval_every,
         max_episodes=config.episodes,
     )
+
+
+def _evolve_learner(config: NodeConfig) -> Learner:
+    from metamesh.node.evolve.evolver import EvolveConfig
+    from metamesh.node.evolve.learner import EvolveLearner
+    from metamesh.node.evolve.simulated import EvolvingLLM
+    from metamesh.node.llm.spec import parse_llm_spec
+    from metamesh.node.prompts.dataset import builtin_trivia, by_category, load_dataset
+
+    questions = load_dataset(Path(config.dataset)) if config.dataset else builtin_trivia()
+    pools = by_category(questions)
+    picker = random.Random(12345)  # the same held-out questions on every node, never evolved on
+    held_out = [
+        q for c in sorted(pools) for q in picker.sample(pools[c], min(config.eval_size, len(pools[c]) // 3))
+    ]
+    held = {q.id for q in held_out}
+    # Each node evolves on its own share of the rest, as peers with their own data would.
+    rest = [q for q in questions if q.id not in held]
+    own = [
+        q for i, q in enumerate(rest) if i % max(config.regions, 1) == config.part % max(config.regions, 1)
+    ]
+    llm = (
+        EvolvingLLM(questions, seed=config.seed)
+        if config.llm == "sim"
+        else parse_llm_spec(config.llm, questions=questions, seed=config.seed)
+    )
+    evolve = EvolveConfig(seed=config.seed, max_iterations=config.episodes or EvolveConfig().max_iterations)
+    try:
+        return EvolveLearner(
+            llm, own, categories=sorted(pools), config=evolve, federated=config.arm == "federated",
+            held_out=held_out,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError(f"evolve learner: {exc}; use fewer --regions or a larger dataset") from exc
 
 
 def _experts_learner(config: NodeConfig) -> Learner:
