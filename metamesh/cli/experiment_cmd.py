@@ -1,4 +1,4 @@
-"""``metamesh experiment prompts|experts``; ``metamesh demo`` reuses the prompts experiment."""
+"""``metamesh experiment prompts|experts|evolve``; ``metamesh demo`` reuses the prompts experiment."""
 
 from __future__ import annotations
 
@@ -52,6 +52,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_experts_options(experts)
     experts.set_defaults(run=run_experts)
+    from metamesh.cli import evolve_cmd
+
+    evolve_cmd.add_parser(esub)
 
 
 EXPERTS_DESCRIPTION = """\

@@ -475,6 +475,9 @@ class Node:
 
     def _score_changed(self, change: ScoreChange, reason: str = "") -> None:
         state = "quarantined" if change.quarantined else "released"
+        weigh = getattr(self.learner, "weigh_peer", None)
+        if callable(weigh):  # what a quarantined peer said before no longer counts either
+            weigh(change.peer, 0.0 if change.quarantined else self.peer_weights.get(change.peer, 1.0))
         self.events.write(
             "quarantine", peer=change.peer, state=state, score=round(change.score, 3), reason=reason
         )

@@ -64,10 +64,14 @@ class EvolveLearner:
     # -- the Learner protocol ------------------------------------------------
 
     async def step(self) -> None:
-        for ev in self.evolvers.values():
+        for category, ev in self.evolvers.items():
             if not ev.population:
-                await ev.start()
-                return  # one unit of work per step: scoring the baseline is one
+                await ev.start()  # one unit of work per step: scoring a baseline is one
+                self._events.append(
+                    ("iteration", {"category": category, "iteration": 0, "best": round(ev.best.score, 4),
+                                   "strategy": "initial", "calls": ev.calls, "converged": False})
+                )  # fmt: skip
+                return
         if self._inbox:
             await self._consider(*self._inbox.pop(0))
             return
