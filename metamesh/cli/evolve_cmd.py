@@ -27,6 +27,7 @@ flags the change and its peers quarantine it.
 examples:
   metamesh experiment evolve                   # simulated LLM, offline, about a minute
   metamesh experiment evolve --nodes 5 --no-drift
+  metamesh experiment evolve --dataset commonsense+sentiment --no-drift
 """
 
 
@@ -38,6 +39,12 @@ def add_parser(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--arms", default="local,federated", help="comma-separated arms (default local,federated)")
     p.add_argument("--pace", type=float, default=0.01, help="seconds between learning steps (default 0.01)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--dataset",
+        default="",
+        help="questions to evolve on: trivia (default), commonsense, sentiment, several joined with +, "
+        "or a JSONL/CSV file",
+    )
     p.add_argument("--no-drift", action="store_true", help="skip the drift run")
     p.add_argument(
         "--out",
@@ -62,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         pace=args.pace,
         seed=args.seed,
         arms=arms,
+        dataset=args.dataset,
         drift=not args.no_drift,
         progress=_progress_writer(),
     )

@@ -128,7 +128,8 @@ def add_learner_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dataset",
-        help="the learner's data: JSONL/CSV questions (prompts), CSV/NPZ features+target+domain (experts)",
+        help="the learner's data: a built-in question set (trivia, commonsense, sentiment; join them "
+        "with +) or a JSONL/CSV file of questions (prompts, evolve); CSV/NPZ features+target (experts)",
     )
     p.add_argument(
         "--drift-at",

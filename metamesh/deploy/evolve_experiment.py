@@ -81,6 +81,9 @@ class EvolveExperiment:
     pace: float = 0.01
     seed: int = 0
     arms: Sequence[str] = ARMS
+    dataset: str = ""
+    """Questions for the evolving nodes: a built-in set by name (trivia, commonsense, sentiment,
+    joined with +) or a file; empty is the trivia set."""
     drift: bool = True
     drift_episodes: int = 2400
     drift_at: int = 1400
@@ -101,6 +104,8 @@ class EvolveExperiment:
                 args = ["--profile", "local", "--name", f"{arm[:3]}{i}", "--learner", "evolve",
                         "--pace", str(self.pace), "--regions", str(self.nodes), "--part", str(i),
                         "--seed-value", str(self.seed * 100 + i), "--arm", arm]  # fmt: skip
+                if self.dataset:
+                    args += ["--dataset", self.dataset]
                 if procs and arm == "federated":
                     args += ["--seed", procs[0].router]
                 node = LocalNode(self.root / arm / f"node-{i}", args).start(60.0)

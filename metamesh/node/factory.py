@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 from metamesh.errors import ConfigError
 from metamesh.node.config import NodeConfig
@@ -51,10 +50,10 @@ def build_learner(config: NodeConfig) -> Learner | None:
 
 def _prompt_learner(config: NodeConfig) -> Learner:
     from metamesh.node.llm.spec import parse_llm_spec
-    from metamesh.node.prompts.dataset import builtin_trivia, by_category, load_dataset, question_stream
+    from metamesh.node.prompts.dataset import by_category, question_stream, questions_for
     from metamesh.node.prompts.learner import PromptLearner, PromptLearnerConfig
 
-    questions = load_dataset(Path(config.dataset)) if config.dataset else builtin_trivia()
+    questions = questions_for(config.dataset)
     pools = by_category(questions)
     categories = sorted(pools)
     # A fixed held-out set per category, the same on every node, never learned from.
@@ -88,9 +87,9 @@ def _evolve_learner(config: NodeConfig) -> Learner:
     from metamesh.node.evolve.learner import EvolveLearner
     from metamesh.node.evolve.simulated import EvolvingLLM
     from metamesh.node.llm.spec import parse_llm_spec
-    from metamesh.node.prompts.dataset import builtin_trivia, by_category, load_dataset
+    from metamesh.node.prompts.dataset import by_category, questions_for
 
-    questions = load_dataset(Path(config.dataset)) if config.dataset else builtin_trivia()
+    questions = questions_for(config.dataset)
     pools = by_category(questions)
     picker = random.Random(12345)  # the same held-out questions on every node, never evolved on
     held_out = [

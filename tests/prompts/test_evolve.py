@@ -60,9 +60,9 @@ async def test_a_received_prompt_that_is_worse_here_is_not_adopted() -> None:
     calls = ev.calls
     # The sender may claim anything; the prompt is scored here, on local samples, and refused.
     assert not await ev.consider(bad)
-    assert ev.best.template == good and ev.calls == calls + ev.config.validation
+    assert ev.best.template == good and ev.calls == calls + len(ev.validation)
     assert not await ev.consider("no slot for the question")  # not even scored
-    assert ev.calls == calls + ev.config.validation
+    assert ev.calls == calls + len(ev.validation)
 
 
 async def _run(federated: bool, seed: int, nodes: int = 3) -> tuple[float, float]:
@@ -89,3 +89,20 @@ async def test_federated_evolution_reaches_the_same_accuracy_with_fewer_calls_pe
     # Measured over these seeds: local 191 calls per node per category at 0.846, federated 156 at 0.873.
     assert fed_calls < 0.9 * local_calls, (local, fed)
     assert fed_acc >= local_acc - 0.02, (local, fed)
+
+
+async def test_the_commonsense_and_sentiment_sets_evolve_too() -> None:
+    from metamesh.node.prompts.dataset import builtin_dataset
+
+    for name in ("commonsense", "sentiment"):
+        questions = builtin_dataset(name)
+        assert len(questions) == 60 and {q.category for q in questions} == {name}
+        pool = list(questions)
+        random.Random(4).shuffle(pool)
+        held, train = pool[:20], pool[20:]
+        ev = PromptEvolver(EvolvingLLM(questions, seed=1), name, train, config=EvolveConfig(seed=1))
+        await ev.start()
+        while await ev.step():
+            pass
+        static, evolved = await ev.accuracy(held, STATIC_PROMPT), await ev.accuracy(held)
+        assert evolved >= static + 0.1, (name, static, evolved)

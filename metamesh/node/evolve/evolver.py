@@ -38,6 +38,8 @@ from metamesh.node.prompts.scoring import is_correct, score_answer
 __all__ = ["STRATEGIES", "Candidate", "EvolveConfig", "PromptEvolver"]
 
 STRATEGIES = ("performance", "error_analysis", "ablation", "chain_of_thought", "few_shot")
+#: Fewest local samples of a category a node evolves on.
+MIN_VALIDATION = 8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,9 +88,10 @@ class PromptEvolver:
         self.category = category
         self.rng = random.Random(f"{self.config.seed}:{category}")
         pool = [q for q in samples if q.category == category]
-        if len(pool) < self.config.validation:
-            raise ValueError(f"{category}: {len(pool)} samples, need {self.config.validation}")
-        self.validation = self.rng.sample(pool, self.config.validation)
+        if len(pool) < MIN_VALIDATION:
+            raise ValueError(f"{category}: {len(pool)} samples, need at least {MIN_VALIDATION}")
+        # Scores on fewer samples are coarser (1/n steps); a small dataset still evolves.
+        self.validation = self.rng.sample(pool, min(self.config.validation, len(pool)))
         self.options = GenerateOptions(temperature=0.2, max_tokens=96)
         self.calls = 0
         self.iteration = 0

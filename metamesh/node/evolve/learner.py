@@ -190,5 +190,10 @@ class EvolveLearner:
 
     def _prompt(self, category: str, best: Candidate) -> Prompt:
         return Prompt(
-            category, best.template, best.score, self.config.validation, best.strategy, best.generation
+            category,
+            best.template,
+            best.score,
+            len(self.evolvers[category].validation),
+            best.strategy,
+            best.generation,
         )

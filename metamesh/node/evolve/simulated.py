@@ -6,7 +6,8 @@ the effect of each part the prompt contains, clipped to [0.05, 0.95]
 learner's simulated LLM — geography wants brevity, math step-by-step
 reasoning, science an expert framing, literature the answer format — and add
 that worked examples help everywhere a little and history most, while some
-parts hurt some categories. The static baseline (no parts) is right
+parts hurt some categories; commonsense questions want reasoning, sentiment
+labels brevity and examples. The static baseline (no parts) is right
 40-60% of the time; the best prompt of each category about 90%.
 
 Asked with a meta-prompt (``META_PROMPT_HEAD``, the current prompt and
@@ -46,6 +47,8 @@ EFFECTS: Mapping[str, Mapping[str, float]] = {
     "literature": _row(0.50, 0.00, -0.05, 0.05, 0.25, 0.15),
     "history": _row(0.60, 0.10, -0.05, 0.05, 0.00, 0.20),
     "art": _row(0.50, 0.05, 0.25, -0.05, 0.00, 0.10),
+    "commonsense": _row(0.55, 0.00, 0.25, 0.05, 0.05, 0.10),
+    "sentiment": _row(0.60, 0.05, -0.10, 0.20, 0.05, 0.15),
 }
 _FALLBACK = {"base": 0.5}
 

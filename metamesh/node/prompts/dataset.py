@@ -13,7 +13,17 @@ from typing import Any
 
 from metamesh.errors import ConfigError
 
-__all__ = ["CATEGORIES", "Question", "builtin_trivia", "by_category", "load_dataset", "question_stream"]
+__all__ = [
+    "BUILTIN",
+    "CATEGORIES",
+    "Question",
+    "builtin_dataset",
+    "builtin_trivia",
+    "by_category",
+    "load_dataset",
+    "question_stream",
+    "questions_for",
+]
 
 #: The six categories of seed 000, which are also the domains of the prompt learner.
 CATEGORIES = ("geography", "math", "science", "literature", "history", "art")
@@ -61,10 +71,36 @@ def _parse_jsonl(lines: Iterator[str], where: str) -> list[Question]:
     return out
 
 
+#: Question sets shipped with metamesh, by name (``--dataset NAME``).
+BUILTIN = {
+    "trivia": "614 questions in six categories (seed 000)",
+    "commonsense": "60 multiple-choice everyday questions, options in the question (seed 003)",
+    "sentiment": "60 sentences to label positive, negative or neutral (seed 003)",
+}
+
+
+def builtin_dataset(name: str) -> list[Question]:
+    """A question set shipped with metamesh (``BUILTIN``)."""
+    if name not in BUILTIN:
+        raise ConfigError(f"no built-in dataset {name!r}; choose from {', '.join(BUILTIN)} or give a file")
+    text = resources.files("metamesh.node").joinpath(f"data/{name}.jsonl").read_text(encoding="utf-8")
+    return _parse_jsonl(iter(text.splitlines()), f"builtin {name}")
+
+
 def builtin_trivia() -> list[Question]:
     """The trivia set shipped with metamesh: 614 questions in six categories."""
-    text = resources.files("metamesh.node").joinpath("data/trivia.jsonl").read_text(encoding="utf-8")
-    return _parse_jsonl(iter(text.splitlines()), "builtin trivia")
+    return builtin_dataset("trivia")
+
+
+def questions_for(spec: str) -> list[Question]:
+    """``--dataset``: a built-in set by name, a file, or several joined with ``+``
+    (``trivia+sentiment``); empty means the trivia set."""
+    if not spec:
+        return builtin_trivia()
+    out: list[Question] = []
+    for part in spec.split("+"):
+        out += builtin_dataset(part) if part in BUILTIN else load_dataset(Path(part))
+    return out
 
 
 def load_dataset(path: Path) -> list[Question]:
