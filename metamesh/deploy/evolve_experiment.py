@@ -65,6 +65,7 @@ class DriftRun:
     drifter: str
     drift: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     alignment: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    coherence: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     flagged_at: int | None = None
     """Questions answered by the drifter when its own monitor raised the drift alert."""
     quarantined_by: list[str] = field(default_factory=list)
@@ -183,8 +184,9 @@ def collect_drift(node: str, events: Sequence[dict[str, Any]], run: DriftRun) ->
         if e["event"] == "monitor":
             if e.get("drift") is not None:
                 run.drift.setdefault(node, []).append((int(e["episodes"]), float(e["drift"])))
-            if e.get("alignment") is not None:
-                run.alignment.setdefault(node, []).append((int(e["episodes"]), float(e["alignment"])))
+            for name in ("alignment", "coherence"):
+                if e.get(name) is not None:
+                    getattr(run, name).setdefault(node, []).append((int(e["episodes"]), float(e[name])))
             if "drift" in e.get("changes", []):
                 if node == run.drifter and run.flagged_at is None:
                     run.flagged_at = int(e["episodes"])
@@ -247,13 +249,14 @@ def write_plots(arms: Sequence[EvolveArm], drift: DriftRun | None, root: Path) -
             ax.plot(
                 xs, ys, marker=".", label=f"{node} drift", color="#d73027" if node == drift.drifter else None
             )
-        for node, points in sorted(drift.alignment.items()):
-            if node == drift.drifter:
+        for name, style in (("alignment", "--"), ("coherence", "-.")):
+            points = getattr(drift, name).get(drift.drifter)
+            if points:
                 xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, linestyle="--", color="#d73027", alpha=0.6, label=f"{node} alignment")
+                ax.plot(xs, ys, linestyle=style, color="#d73027", alpha=0.6, label=f"{drift.drifter} {name}")
         ax.axvline(drift.drift_at, color="#999999", linestyle=":", label="behaviour changed")
         ax.set_xlabel("questions answered")
-        ax.set_ylabel("drift (JS divergence) / alignment")
+        ax.set_ylabel("drift (JS divergence) / alignment / coherence")
         ax.set_title("Closed-loop monitor: one node changes its behaviour")
         ax.legend(loc="upper left", fontsize=8)
         save_figure(plt, fig, ax, root / "drift.png")

@@ -77,3 +77,16 @@ def test_an_insane_q_table_is_refused_and_its_sender_blamed() -> None:
     assert ("good", "math") in lrn.peers and ("bad", "math") not in lrn.peers
     assert lrn.drain_blame() == [("bad", "insane_values"), ("bad", "insane_values")]
     assert lrn.drain_blame() == []
+
+
+def test_coherence_is_agreement_with_peers_best_strategies() -> None:
+    from metamesh.node.prompts.qlearning import QRow
+
+    lrn = learner()
+    n = len(lrn.actions)
+    assert lrn.coherence() is None  # no peers yet
+    lrn.own["math"] = QRow(np.eye(n)[1] * 5, np.ones(n))  # own best: action 1
+    lrn.peers[("p", "math")] = QRow(np.eye(n)[1] * 3, np.ones(n))  # agrees
+    lrn.peers[("q", "math")] = QRow(np.eye(n)[2] * 3, np.ones(n))  # does not
+    lrn.peers[("q", "art")] = QRow(np.eye(n)[0], np.ones(n))  # a category this node never tried
+    assert lrn.coherence() == 0.5

@@ -196,6 +196,9 @@ class PromptLearner:
             value = getattr(report, name)
             if value is not None:
                 fields[name] = round(value, 4)
+        coherence = self.coherence()
+        if coherence is not None:
+            fields["coherence"] = round(coherence, 4)
         fields.update(drifting=report.drifting, misaligned=report.misaligned, changes=list(report.changes))
         self._events.append(("monitor", fields))
         if not self.config.federated:
@@ -205,9 +208,24 @@ class PromptLearner:
             metrics["drift"] = report.drift
         if report.alignment is not None:
             metrics["alignment"] = report.alignment
+        if coherence is not None:
+            metrics["coherence"] = coherence
         loss = 1.0 - report.alignment if report.alignment is not None else 0.0
         self._health = [(GLOBAL_DOMAIN, Insight.of({}, {}, avg_loss=loss, total_samples=self.episodes,
                                                     round=report.cycle, metrics=metrics))]  # fmt: skip
+
+    def coherence(self) -> float | None:
+        """Agreement with domain peers: the share of (peer, category) pairs, over categories this
+        node has tried, where the peer's best strategy is this node's own best. None without peers."""
+        rng = random.Random(0)
+        agree = total = 0
+        for (_, category), row in self.peers.items():
+            own = self.own.get(category)
+            if own is None or not own.visits.any() or not row.visits.any():
+                continue
+            total += 1
+            agree += greedy(own, rng) == greedy(row, rng)
+        return agree / total if total else None
 
     async def _evaluate_and_report(self) -> None:
         self.last_eval = await self.evaluate(self.eval_questions)
