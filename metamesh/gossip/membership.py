@@ -85,6 +85,17 @@ class Membership:
             return Transition(peer, old, PeerState.ALIVE, now)
         return None
 
+    def forgive(self, stalled: float) -> None:
+        """This node itself stood still for ``stalled`` seconds (paused, swapped out, a long GC):
+        peers are not to blame for the silence, so their clocks move on by as much.
+
+        Without this, a node resumed after a pause finds every peer suspect at once and drops
+        their links while their messages are still queued, as memberlist's local health
+        awareness also avoids.
+        """
+        for rec in self._peers.values():
+            rec.last_seen += stalled
+
     def bye(self, peer: str, now: float) -> Transition | None:
         """A graceful leave: forget the peer now; if it comes back it is new."""
         rec = self._peers.pop(peer, None)

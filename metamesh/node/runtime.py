@@ -762,8 +762,14 @@ class Node:
                 delay = min(delay * 2, 5.0)
 
     async def _heartbeat_loop(self) -> None:
+        last = time.monotonic()
         while True:
             now = time.monotonic()
+            stalled = now - last - self.config.heartbeat_interval
+            last = now
+            if stalled > self.config.suspect_after / 2:  # we stood still, not our peers
+                self.membership.forgive(stalled)
+                self.events.write("stalled", seconds=round(stalled, 3))
             self.publish(
                 GLOBAL_DOMAIN,
                 Heartbeat(

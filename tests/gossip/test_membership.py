@@ -101,3 +101,13 @@ def test_absent_peers_are_listed_with_how_long_and_can_be_forgotten() -> None:
     m.forget("a")
     assert m.state("a") is None and [p for p, _ in m.absent(4.0)] == ["b"]
     assert m.observe("a", 5.0) is not None  # back as a new peer
+
+
+def test_a_node_that_stood_still_does_not_blame_its_peers() -> None:
+    from metamesh.gossip.membership import LOCAL
+
+    m = Membership(LOCAL)
+    m.observe("p", 0.0)
+    m.forgive(10.0)  # we were paused from t=0.2 to t=10.2
+    assert m.tick(10.2) == [] and m.state("p") is PeerState.ALIVE
+    assert [t.new for t in m.tick(11.5)] == [PeerState.SUSPECT]  # silence after the pause still counts
