@@ -224,7 +224,8 @@ def render_table(arms: Sequence[EvolveArm], drift: DriftRun | None) -> str:
 
 
 def write_plots(arms: Sequence[EvolveArm], drift: DriftRun | None, root: Path) -> list[Path]:
-    """evolution.png (best score against LLM calls, per node and arm) and drift.png."""
+    """evolution.png (best score against LLM calls, per node and arm), comparison.png (static vs
+    evolved per arm) and drift.png (drift, alignment and coherence over questions)."""
     plt = pyplot()
     if plt is None:
         return []
@@ -239,9 +240,35 @@ def write_plots(arms: Sequence[EvolveArm], drift: DriftRun | None, root: Path) -
     ax.set_xlabel("LLM calls by the node")
     ax.set_ylabel("best prompt's validation score (mean over categories)")
     ax.set_title("Prompt evolution: local vs federated")
-    ax.legend(loc="lower right")
+    if any(a.curves for a in arms):
+        ax.legend(loc="lower right")
     save_figure(plt, fig, ax, root / "evolution.png")
     written.append(root / "evolution.png")
+    if arms:
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+        width = 0.38
+        slots = list(range(len(arms)))
+        ax.bar(
+            [x - width / 2 for x in slots],
+            [a.static_mean for a in arms],
+            width,
+            label="static prompt",
+            color="#999999",
+        )
+        ax.bar(
+            [x + width / 2 for x in slots],
+            [a.evolved_mean for a in arms],
+            width,
+            label="evolved",
+            color="#2c7be0",
+        )
+        ax.set_xticks(slots, [f"{a.arm}\n{a.calls_mean:,.0f} calls/node" for a in arms])
+        ax.set_ylabel("held-out accuracy")
+        ax.set_ylim(0, 1)
+        ax.set_title("Meta-prompting vs the static baseline")
+        ax.legend(loc="upper left")
+        save_figure(plt, fig, ax, root / "comparison.png")
+        written.append(root / "comparison.png")
     if drift is not None and drift.drift:
         fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
         for node, points in sorted(drift.drift.items()):

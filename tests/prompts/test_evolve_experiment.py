@@ -35,4 +35,5 @@ def test_evolve_experiment(tmp_path: Path) -> None:
     assert len(drift["quarantined_by"]) == 3 and drift["false_alarms"] == 0
     # Before the quarantine, the peers had already weighed the drifter's experience down.
     assert len(drift["weights"]) == 3 and max(drift["weights"].values()) <= 0.5, drift["weights"]
-    assert (tmp_path / "evolve" / "evolution.png").exists() and (tmp_path / "evolve" / "drift.png").exists()
+    for plot in ("evolution.png", "comparison.png", "drift.png"):
+        assert (tmp_path / "evolve" / plot).exists(), plot
