@@ -1,7 +1,7 @@
 """`metamesh experiment evolve`: real node processes, both arms and the drift run.
 
 Measured on this machine class (3 nodes, seed 0): static 0.494, evolved 0.836 (local) and
-0.844 (federated) on held-out questions; 1,114 LLM calls per node alone, 874-906 federated;
+0.842-0.850 (federated) on held-out questions; 1,114 LLM calls per node alone, 874-917 federated;
 the drifter flagged 100 questions after it changed, quarantined by 3 of 3 peers.
 """
 

@@ -79,14 +79,15 @@ def test_an_insane_q_table_is_refused_and_its_sender_blamed() -> None:
     assert lrn.drain_blame() == []
 
 
-def test_coherence_is_agreement_with_peers_best_strategies() -> None:
+def test_coherence_is_how_often_a_node_chooses_what_its_peers_rate_best() -> None:
     from metamesh.node.prompts.qlearning import QRow
 
     lrn = learner()
     n = len(lrn.actions)
-    assert lrn.coherence() is None  # no peers yet
-    lrn.own["math"] = QRow(np.eye(n)[1] * 5, np.ones(n))  # own best: action 1
-    lrn.peers[("p", "math")] = QRow(np.eye(n)[1] * 3, np.ones(n))  # agrees
-    lrn.peers[("q", "math")] = QRow(np.eye(n)[2] * 3, np.ones(n))  # does not
-    lrn.peers[("q", "art")] = QRow(np.eye(n)[0], np.ones(n))  # a category this node never tried
-    assert lrn.coherence() == 0.5
+    assert lrn.coherence() is None and lrn.peers_choice("math") is None  # no peers yet
+    lrn.peers[("p", "math")] = QRow(np.eye(n)[1] * 3, np.ones(n))
+    lrn.peers[("q", "math")] = QRow(np.eye(n)[1] * 2, np.ones(n))
+    lrn.peers[("r", "math")] = QRow(np.eye(n)[2] * 3, np.ones(n))
+    assert lrn.peers_choice("math") == 1  # two of three peers rate strategy 1 best
+    lrn._agreement = (3, 4)
+    assert lrn.coherence() == 0.75

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +108,7 @@ class PromptLearner:
         self.monitor = DriftMonitor(config.monitor)
         self.peer_weights: dict[str, float] = {}
         self._health: list[tuple[str, Body]] = []
+        self._agreement = (0, 0)  # (choices that matched the peers' best, choices with peers) this cycle
         self._shared: dict[str, tuple[np.ndarray, float, float]] = {}
         self.priors: dict[str, QRow] = {}  # from a coordinator's meta-parameters
         self.meta_epsilon: dict[str, float] = {}
@@ -169,9 +170,14 @@ class PromptLearner:
         )
         self.episodes += 1
         self.correct_recent.append(is_correct(score))
+        consensus = self.peers_choice(q.category) if self.config.federated else None
+        if consensus is not None:
+            hits, n = self._agreement
+            self._agreement = (hits + (consensus == action), n + 1)
         report = self.monitor.observe(f"{q.category}:{self.actions[action]}", min(max(score, 0.0), 1.0))
         if report is not None:
             self._on_cycle(report)
+            self._agreement = (0, 0)
         a = self.config.affinity_smoothing
         for c in self.affinities:
             self.affinities[c] = (1 - a) * self.affinities[c] + (a if c == q.category else 0.0)
@@ -214,18 +220,20 @@ class PromptLearner:
         self._health = [(GLOBAL_DOMAIN, Insight.of({}, {}, avg_loss=loss, total_samples=self.episodes,
                                                     round=report.cycle, metrics=metrics))]  # fmt: skip
 
-    def coherence(self) -> float | None:
-        """Agreement with domain peers: the share of (peer, category) pairs, over categories this
-        node has tried, where the peer's best strategy is this node's own best. None without peers."""
+    def peers_choice(self, category: str) -> int | None:
+        """The strategy most of this node's peers rate best for ``category`` (None without peers)."""
+        votes: Counter[int] = Counter()
         rng = random.Random(0)
-        agree = total = 0
-        for (_, category), row in self.peers.items():
-            own = self.own.get(category)
-            if own is None or not own.visits.any() or not row.visits.any():
-                continue
-            total += 1
-            agree += greedy(own, rng) == greedy(row, rng)
-        return agree / total if total else None
+        for (_, c), row in self.peers.items():
+            if c == category and row.visits.any():
+                votes[greedy(row, rng)] += 1
+        return votes.most_common(1)[0][0] if votes else None
+
+    def coherence(self) -> float | None:
+        """Agreement with domain peers over the last cycle: the share of this node's choices that
+        were the strategy its peers rate best for the question's category (None without peers)."""
+        hits, n = self._agreement
+        return hits / n if n else None
 
     async def _evaluate_and_report(self) -> None:
         self.last_eval = await self.evaluate(self.eval_questions)
