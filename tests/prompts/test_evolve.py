@@ -106,3 +106,17 @@ async def test_the_commonsense_and_sentiment_sets_evolve_too() -> None:
             pass
         static, evolved = await ev.accuracy(held, STATIC_PROMPT), await ev.accuracy(held)
         assert evolved >= static + 0.1, (name, static, evolved)
+
+
+def test_a_peer_cannot_make_a_node_spend_its_llm_calls_on_scoring_its_prompts() -> None:
+    from metamesh.node.evolve.learner import MAX_INBOX, MAX_PER_SENDER, EvolveLearner
+    from metamesh.protocol import Prompt
+
+    _, train = split("math", seed=5)
+    lrn = EvolveLearner(EvolvingLLM(QUESTIONS), train, categories=["math"])
+    for i in range(100):
+        lrn.merge("flooder", "math", Prompt("math", f"variant {i}: {{question}}", 1.0, 16))
+    assert len(lrn._inbox) == MAX_PER_SENDER
+    for i in range(100):
+        lrn.merge(f"peer{i}", "math", Prompt("math", f"other {i}: {{question}}", 1.0, 16))
+    assert len(lrn._inbox) == MAX_INBOX

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Received prompts waiting to be scored, at most; more are dropped (a flood costs no LLM calls).
 MAX_INBOX = 32
+#: Prompts scored per sender and category, at most: scoring spends LLM calls, and a peer
+#: must not be able to spend them all (one that improves does not need more).
+MAX_PER_SENDER = 8
 
 
 class EvolveLearner:
@@ -55,6 +58,7 @@ class EvolveLearner:
         self._order = list(categories)
         self._next = 0
         self._inbox: list[tuple[str, str, str]] = []  # (sender, category, template)
+        self._scored: dict[tuple[str, str], int] = {}  # (sender, category) -> prompts scored
         self._shared: dict[str, float] = {}
         self._events: list[tuple[str, dict[str, Any]]] = []
         self.adopted = 0
@@ -112,6 +116,12 @@ class EvolveLearner:
             return
         if any(t == body.template for _, _, t in self._inbox) or len(self._inbox) >= MAX_INBOX:
             return
+        key = (sender, body.task)
+        if self._scored.get(key, 0) >= MAX_PER_SENDER or (
+            key not in self._scored and len(self._scored) >= 4096
+        ):
+            return
+        self._scored[key] = self._scored.get(key, 0) + 1
         self._inbox.append((sender, body.task, body.template))
 
     def apply_meta(self, meta: Meta) -> None:
