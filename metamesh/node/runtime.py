@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 
 #: Kinds whose latest message per sender is kept for late joiners and merged by learners.
 STATE_KINDS = frozenset({"qtable", "delta", "insight", "prompt"})
+#: Insight metrics that are a peer's own monitor report (PROTOCOL.md, insight).
+HEALTH_METRICS = frozenset({"drift", "drifting", "misaligned"})
 #: A peer reporting this much drift (Jensen-Shannon, 0..1) gets no weight in merges.
 DRIFT_ZERO_WEIGHT = 0.4
 #: Kinds that keep a quarantined peer known as alive; everything else of it is ignored.
@@ -567,7 +569,7 @@ class Node:
                     if self.learner is not None:
                         self.learner.apply_meta(body)
             case _ if env.kind in STATE_KINDS:
-                if isinstance(body, Insight) and body.metrics:
+                if isinstance(body, Insight) and not HEALTH_METRICS.isdisjoint(body.metrics):
                     self._peer_health(env.sender, body.metrics)
                 key = (env.sender, env.kind, env.domain)
                 previous = self.latest.get(key)
