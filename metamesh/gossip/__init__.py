@@ -5,7 +5,7 @@ Pure logic (values in, values out; time passed in):
 - ``membership``: peer liveness, alive -> suspect -> dead, with rejoin hysteresis
 - ``hysteresis``: domain membership as a Schmitt trigger
 - ``mesh``: the per-domain mesh degree band with prune backoff (gossipsub-style)
-- ``dedup``: the bounded seen-cache for relay, and per-sender replay windows
+- ``dedup``: per-sender replay windows (exactly-once delivery and relay)
 - ``change``: send-on-change gates and their change metrics
 - ``merge``: merge rules — visit-weighted Q-tables; FedAvg, trimmed mean,
   coordinate median, Krum and norm screening for weight deltas

@@ -1,18 +1,13 @@
-"""Duplicate and replay suppression: a bounded seen-cache and per-sender replay windows.
+"""Replay suppression: per-sender replay windows.
 
-Pure logic; time is the ``now`` argument, never read from a clock.
-
-* :class:`SeenCache` answers "have I relayed this (sender, seq) lately?" for
-  the relay path: bounded in entries and in age, O(1) amortised per call.
-  When full it forgets the oldest keys first, so on its own it cannot
-  guarantee that an old duplicate is never seen as new.
-* :class:`ReplayWindow` gives that guarantee per sender, the way IPsec does
-  (RFC 4303 §3.4.3): the highest accepted sequence number and a bitmap of the
-  ``window`` numbers below it. A number inside the window is NEW or
-  DUPLICATE; one below it is TOO_OLD and refused. The guarantee holds for as
-  long as a sender is tracked; senders are LRU-bounded by ``max_senders``, and
-  an evicted sender starts afresh (pair this with the envelope's timestamp
-  check, which refuses stale messages, so a replay after eviction is caught).
+Pure logic. :class:`ReplayWindow` guarantees each ``(sender, seq)`` is
+delivered once, the way IPsec does (RFC 4303 §3.4.3): the highest accepted
+sequence number and a bitmap of the ``window`` numbers below it. A number
+inside the window is NEW or DUPLICATE; one below it is TOO_OLD and refused.
+The guarantee holds for as long as a sender is tracked; senders are
+LRU-bounded by ``max_senders``, and an evicted sender starts afresh (pair this
+with the envelope's timestamp check, which refuses stale messages, so a replay
+after eviction is caught).
 
 Use :meth:`ReplayWindow.check` before the expensive work (signature check,
 decode) and :meth:`ReplayWindow.accept` after it succeeds, so a forged
@@ -24,57 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Hashable
 from enum import Enum
 
-__all__ = ["ReplayWindow", "SeenCache", "Verdict"]
+__all__ = ["ReplayWindow", "Verdict"]
 
 log = logging.getLogger(__name__)
-
-
-class SeenCache:
-    """Keys seen within the last ``ttl`` seconds, at most ``capacity`` of them.
-
-    ``now`` must not decrease between calls (a decrease raises :class:`ValueError`).
-    """
-
-    __slots__ = ("_cap", "_entries", "_now", "_ttl")
-
-    def __init__(self, capacity: int, ttl: float) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity!r}")
-        if not ttl > 0:
-            raise ValueError(f"ttl must be > 0, got {ttl!r}")
-        self._cap = capacity
-        self._ttl = ttl
-        self._entries: OrderedDict[Hashable, float] = OrderedDict()  # key -> first seen, oldest first
-        self._now = float("-inf")
-
-    def check_and_add(self, key: Hashable, now: float) -> bool:
-        """True if ``key`` was not seen within ``ttl`` (and records it); False for a duplicate."""
-        if now < self._now:
-            raise ValueError(f"time went backwards: {now!r} < {self._now!r}")
-        self._now = now
-        entries = self._entries
-        horizon = now - self._ttl
-        while entries:  # entries are in insertion order, which is time order: expire from the front
-            oldest, seen_at = next(iter(entries.items()))
-            if seen_at > horizon:
-                break
-            del entries[oldest]
-        if key in entries:
-            return False
-        entries[key] = now
-        if len(entries) > self._cap:
-            entries.popitem(last=False)
-        return True
-
-    def __contains__(self, key: object) -> bool:
-        """Whether ``key`` is held (it may have expired since the last call)."""
-        return key in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class Verdict(Enum):
