@@ -52,9 +52,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_experts_options(experts)
     experts.set_defaults(run=run_experts)
-    from metamesh.cli import evolve_cmd
+    from metamesh.cli import braid_cmd, evolve_cmd
 
     evolve_cmd.add_parser(esub)
+    braid_cmd.add_parser(esub)
 
 
 EXPERTS_DESCRIPTION = """\

@@ -112,7 +112,7 @@ def add_learner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--learner",
         help="what this node learns: none, prompts (strategy per category), evolve (prompts that "
-        "rewrite themselves), experts (torch)",
+        "rewrite themselves), experts (torch), braid (torch: which LLMs to combine)",
     )
     p.add_argument("--llm", help="LLM for the prompts learner: sim, ollama:MODEL, openai:URL:MODEL")
     p.add_argument("--seed-value", type=int, dest="seed", help="random seed of the learner")
@@ -169,6 +169,15 @@ def add_learner_options(p: argparse.ArgumentParser) -> None:
         choices=list(POISONS),
         help="robustness drills only: publish corrupted weights, to see a network's defences work",
     )
+    b = p.add_argument_group(
+        "braid learner (needs torch): which models of a pool to combine, and how; it federates "
+        "like experts (--share-domain, --aggregation, --dp-clip ... apply)"
+    )
+    b.add_argument("--pool", help="model pool: sim (default; offline) or a TOML/JSON file of descriptors")
+    b.add_argument("--task-mix", help="task types of the stream, e.g. code=0.6,qa=0.2,multi=0.2")
+    b.add_argument("--budgets", help="compute budgets of tasks, in pool cost units (default 1.5,4,10)")
+    b.add_argument("--latency-limit", type=float, help="latency limit of tasks, ms (default 3000)")
+    b.add_argument("--tasks-per-round", type=int, help="tasks between policy exchanges (default 64)")
     p.add_argument("--domain-enter", type=float, help="join a domain above this affinity (default 0.05)")
     p.add_argument("--domain-exit", type=float, help="leave a domain below this affinity (default 0.02)")
     p.add_argument("--pace", type=float, help="seconds between learning steps (default 0)")

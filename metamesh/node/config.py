@@ -141,6 +141,17 @@ class NodeConfig:
     poison: str = ""
     """Experts learner, for robustness drills only: publish corrupted weights (scale, flip, nan,
     random, or cycle through them) so a test network shows what its defences catch."""
+    pool: str = "sim"
+    """Braid learner: the model pool, ``sim`` (the simulated pool) or a TOML/JSON file of descriptors."""
+    task_mix: str = ""
+    """Braid learner: task types of this node's stream, e.g. ``code=0.6,qa=0.2,multi=0.2``
+    (default: code, math, medical, qa and multi evenly)."""
+    budgets: str = "1.5,4,10"
+    """Braid learner: compute budgets of tasks (pool cost units per task), drawn evenly."""
+    latency_limit: float = 3000.0
+    """Braid learner: the latency limit of tasks, milliseconds."""
+    tasks_per_round: int = 64
+    """Braid learner: tasks between two exchanges of the policy with the domain."""
     meta_interval: float = 1.0
     """Coordinator: seconds between meta-engine rounds (a broadcast when something changed)."""
     meta_keepalive: int = 10

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from metamesh.errors import ConfigError
 from metamesh.node.config import NodeConfig
 from metamesh.node.learner import Learner
 
+if TYPE_CHECKING:
+    from metamesh.node.experts.node_learner import ExpertNodeConfig
+    from metamesh.node.experts.privacy import PrivacyConfig
+
 __all__ = ["build_learner", "parse_weights"]
 
-LEARNERS = ("none", "prompts", "evolve", "experts", "coordinator")
+LEARNERS = ("none", "prompts", "evolve", "experts", "braid", "coordinator")
 
 
 def parse_weights(text: str, categories: list[str]) -> dict[str, float]:
@@ -43,6 +48,8 @@ def build_learner(config: NodeConfig) -> Learner | None:
         return _experts_learner(config)
     if name == "evolve":
         return _evolve_learner(config)
+    if name == "braid":
+        return _braid_learner(config)
     if name == "coordinator":
         return _coordinator(config)
     raise ConfigError(f"unknown learner {name!r}; choose from: {', '.join(LEARNERS)}")
@@ -116,18 +123,91 @@ def _evolve_learner(config: NodeConfig) -> Learner:
         raise ConfigError(f"evolve learner: {exc}; use fewer --regions or a larger dataset") from exc
 
 
-def _experts_learner(config: NodeConfig) -> Learner:
+def _need_torch(learner: str) -> None:
     try:
         import torch  # noqa: F401
     except ImportError as exc:
         raise ConfigError(
-            "the experts learner needs torch: pip install 'metamesh[torch]' "
+            f"the {learner} learner needs torch: pip install 'metamesh[torch]' "
             "(a node without torch can still relay its domain's messages with --learner none)"
         ) from exc
+
+
+def _privacy(config: NodeConfig) -> PrivacyConfig | None:
+    from metamesh.node.experts.privacy import PrivacyConfig
+
+    if config.dp_clip > 0:
+        return PrivacyConfig(
+            clip_norm=config.dp_clip, noise_multiplier=config.dp_noise, delta=config.dp_delta
+        )
+    if config.dp_noise > 0:
+        raise ConfigError("--dp-noise needs --dp-clip: noise is a multiple of the clipping norm")
+    return None
+
+
+def _federation(config: NodeConfig, exchange: str, model_name: str) -> ExpertNodeConfig:
+    from metamesh.node.experts.node_learner import ExpertNodeConfig
+
+    if config.arm == "random":
+        raise ConfigError(f"the {config.learner} learner has no random arm; use --arm federated or local")
+    return ExpertNodeConfig(
+        exchange_domain=exchange,
+        federated=config.arm == "federated",
+        rounds=config.episodes,
+        rule=config.aggregation,  # type: ignore[arg-type]
+        norm_factor=config.norm_factor or None,
+        min_cosine=config.min_cosine if config.min_cosine > -1 else None,
+        poison=config.poison,
+        model_name=model_name,
+    )
+
+
+def _braid_learner(config: NodeConfig) -> Learner:
+    _need_torch("braid")
+    from metamesh.node.braid.fusion import SimulatedBackend
+    from metamesh.node.braid.learner import BraidConfig, BraidLearner
+    from metamesh.node.braid.node_learner import BraidNodeLearner
+    from metamesh.node.braid.pool import load_pool, pool_digest
+    from metamesh.node.braid.tasks import TaskStream, parse_mix
+
+    pool = load_pool(config.pool)
+    real = sorted(m.name for m in pool if m.backend != "sim")
+    if real:
+        raise ConfigError(
+            f"--pool: models {real} call real backends; the braid learner runs simulated pools so far "
+            "(see docs/braid.md, 'Real pools')"
+        )
+    try:
+        budgets = tuple(float(b) for b in config.budgets.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--budgets: {config.budgets!r} is not a comma-separated list of numbers") from exc
+    if config.tasks_per_round < 1:
+        raise ConfigError("--tasks-per-round must be at least 1")
+    exchange = config.share_domain or "braid"
+    stream = TaskStream(
+        parse_mix(config.task_mix), budgets=budgets, latency_limit_ms=config.latency_limit, seed=config.seed
+    )
+    learner = BraidLearner(
+        pool,
+        SimulatedBackend(pool),
+        stream,
+        BraidConfig(
+            budgets=budgets,
+            latency_limit_ms=config.latency_limit,
+            tasks_per_round=config.tasks_per_round,
+            privacy=_privacy(config),
+            seed=config.seed,
+        ),
+        domain=exchange,
+    )
+    return BraidNodeLearner(learner, _federation(config, exchange, f"braid-{pool_digest(pool)}"))
+
+
+def _experts_learner(config: NodeConfig) -> Learner:
+    _need_torch("experts")
     from metamesh.node.experts.data import DOMAINS, load_user_data, make_node_data
     from metamesh.node.experts.learner import ExpertConfig, ExpertLearner
-    from metamesh.node.experts.node_learner import ExpertNodeConfig, ExpertNodeLearner
-    from metamesh.node.experts.privacy import PrivacyConfig
+    from metamesh.node.experts.node_learner import MODEL_NAME, ExpertNodeLearner
 
     if config.dataset:
         data = load_user_data(config.dataset, seed=config.seed)
@@ -136,38 +216,18 @@ def _experts_learner(config: NodeConfig) -> Learner:
         data = make_node_data(
             domain, config.part, n_train=config.samples, n_test=256, seed=0, regions=config.regions
         )
-    privacy = None
-    if config.dp_clip > 0:
-        privacy = PrivacyConfig(
-            clip_norm=config.dp_clip, noise_multiplier=config.dp_noise, delta=config.dp_delta
-        )
-    elif config.dp_noise > 0:
-        raise ConfigError("--dp-noise needs --dp-clip: noise is a multiple of the clipping norm")
     learner = ExpertLearner(
         data,
         ExpertConfig(
             n_experts=config.experts,
             fedprox_mu=config.fedprox_mu,
             frozen=config.frozen,
-            privacy=privacy,
+            privacy=_privacy(config),
             seed=config.seed,
             init_seed=0,
         ),
     )
-    if config.arm == "random":
-        raise ConfigError("the experts learner has no random arm; use --arm federated or local")
-    return ExpertNodeLearner(
-        learner,
-        ExpertNodeConfig(
-            exchange_domain=config.share_domain or data.domain,
-            federated=config.arm == "federated",
-            rounds=config.episodes,
-            rule=config.aggregation,  # type: ignore[arg-type]
-            norm_factor=config.norm_factor or None,
-            min_cosine=config.min_cosine if config.min_cosine > -1 else None,
-            poison=config.poison,
-        ),
-    )
+    return ExpertNodeLearner(learner, _federation(config, config.share_domain or data.domain, MODEL_NAME))
 
 
 def _coordinator(config: NodeConfig) -> Learner:

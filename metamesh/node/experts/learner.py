@@ -202,6 +202,16 @@ class ExpertLearner:
         return self._rounds
 
     @property
+    def domain(self) -> str:
+        """The data's domain."""
+        return self.data.domain
+
+    @property
+    def samples(self) -> int:
+        """Training samples: what an update of this learner weighs in an average."""
+        return len(self._x)
+
+    @property
     def trainable(self) -> tuple[str, ...]:
         """Names of the parameters that are trained and shared."""
         return self._trainable

@@ -31,23 +31,69 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from metamesh.gossip.merge.delta import Rule, Update, aggregate
 from metamesh.protocol import Body, Delta, Insight, Meta
 
-from .learner import ExpertLearner
+from .history import MergeRecord
+from .learner import DeltaUpdate, ExpertInsight, RoundReport
 
-__all__ = ["MODEL_NAME", "ExpertNodeConfig", "ExpertNodeLearner"]
+__all__ = ["MODEL_NAME", "DeltaTrainer", "ExpertNodeConfig", "ExpertNodeLearner"]
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "experts"
 MAX_SAMPLES = 1 << 40
+
+
+class _TrainerConfig(Protocol):
+    @property
+    def privacy(self) -> Any: ...
+    @property
+    def seed(self) -> int: ...
+
+
+class DeltaTrainer(Protocol):
+    """What this module federates: ``ExpertLearner``, and any learner that trains torch weights the same way
+    (the braid policy). Calls come from one worker thread; see ``ExpertLearner`` for the cycle."""
+
+    @property
+    def config(self) -> _TrainerConfig: ...
+    @property
+    def domain(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def rounds(self) -> int: ...
+    @property
+    def samples(self) -> int: ...
+    @property
+    def trainable(self) -> tuple[str, ...]: ...
+    def train_round(self) -> RoundReport: ...
+    def heldout_loss(self) -> float: ...
+    def insight(self) -> ExpertInsight: ...
+    def affinity(self) -> dict[str, float]: ...
+    def epsilon(self) -> float: ...
+    def learning_rates(self) -> dict[str, float]: ...
+    def set_learning_rates(self, rates: Mapping[str, float], /) -> None: ...
+    def weights(self) -> dict[str, np.ndarray]: ...
+    def base_weights(self) -> dict[str, np.ndarray]: ...
+    def delta(self) -> DeltaUpdate: ...
+    def apply_average(
+        self,
+        avg_delta: Mapping[str, np.ndarray],
+        *,
+        new_version: int,
+        contributors: Sequence[str],
+        now: float,
+    ) -> MergeRecord: ...
+    def state(self) -> dict[str, Any]: ...
+    def load_state(self, state: Mapping[str, Any], /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +116,8 @@ class ExpertNodeConfig:
     max_staleness: int = 4
     poison: str = ""
     """Robustness drills only: corrupt every published offset (scale, flip, nan, random, cycle)."""
+    model_name: str = MODEL_NAME
+    """The ``model`` of published deltas; offsets of any other model are refused."""
 
 
 @dataclass(slots=True)
@@ -81,13 +129,12 @@ class _PeerOffset:
 
 
 class ExpertNodeLearner:
-    """Plugs an :class:`ExpertLearner` into a node (the ``Learner`` protocol)."""
+    """Plugs a :class:`DeltaTrainer` (an ``ExpertLearner``) into a node (the ``Learner`` protocol)."""
 
-    name = MODEL_NAME
-
-    def __init__(self, learner: ExpertLearner, config: ExpertNodeConfig) -> None:
+    def __init__(self, learner: DeltaTrainer, config: ExpertNodeConfig) -> None:
         self.learner = learner
         self.config = config
+        self.name = config.model_name
         self._w0 = {n: w for n, w in learner.weights().items() if n in learner.trainable}
         self._w0_version = 0
         self._shapes = {n: w.shape for n, w in self._w0.items()}
@@ -121,7 +168,7 @@ class ExpertNodeLearner:
             merged_from = await asyncio.to_thread(self._merge, peers)
         insight = self.learner.insight()
         self._last = {"heldout_loss": insight.metrics["heldout_loss"], "train_loss": report.train_loss}
-        self._pending.append((self.learner.data.domain, self._insight_body(insight, self.learner.rounds)))
+        self._pending.append((self.learner.domain, self._insight_body(insight, self.learner.rounds)))
         if offset is not None:
             self._pending.append((self.config.exchange_domain, offset))
         fields: dict[str, Any] = {
@@ -167,7 +214,7 @@ class ExpertNodeLearner:
         trained yet starts from them (unless domain peers' offsets are at hand,
         which are fresher).
         """
-        domain = self.learner.data.domain
+        domain = self.learner.domain
         rates = {k[len(domain) + 4 :]: v for k, v in meta.params.items() if k.startswith(f"{domain}:lr.")}
         if meta.target in ("", domain):
             rates.update({k[3:]: v for k, v in meta.params.items() if k.startswith("lr.")})
@@ -263,7 +310,7 @@ class ExpertNodeLearner:
     def _check(self, domain: str, body: Delta) -> str:
         if domain != self.config.exchange_domain:
             return "other_domain"
-        if body.model != MODEL_NAME:
+        if body.model != self.config.model_name:
             return "other_model"
         if body.base_version != self._w0_version:
             return "other_base"
@@ -296,7 +343,7 @@ class ExpertNodeLearner:
         if self.config.poison:
             tensors = poisoned(tensors, self.config.poison, self.learner.rounds, self.learner.config.seed)
         return Delta(
-            model=MODEL_NAME,
+            model=self.config.model_name,
             tensors=tensors,
             base_version=self._w0_version,
             samples=delta.samples,
@@ -317,7 +364,7 @@ class ExpertNodeLearner:
 
     def _merge(self, peers: Mapping[str, _PeerOffset]) -> list[str]:
         names, updates = self._updates(peers)
-        own = Update(self._own_offset(), len(self.learner.data.y_train))
+        own = Update(self._own_offset(), self.learner.samples)
         try:
             result = aggregate(
                 [own, *updates],

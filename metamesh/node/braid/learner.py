@@ -1,0 +1,490 @@
+"""BraidLearner: REINFORCE with a value baseline over braid decisions, shared as weight deltas (torch).
+
+One learning step is one task: decide (sampling, within the hard limits),
+run the decision on the pool, get a rating, and every ``batch`` rated tasks
+take a policy-gradient step on ``-(r - V) log pi(decision)`` plus the value
+loss and an entropy bonus. The reward is the rated performance (a user's
+1-5 stars as ``(stars - 1) / 4``, or the measured quality) minus cost and
+latency penalties, each a share of the task's limit (:class:`Reward`).
+
+The learner has the interface the experts node learner federates
+(``train_round``, ``delta``, ``apply_average``, ``base_weights`` …), so
+policies travel the experts' gossip path: offsets from shared initial
+weights, with the same aggregation rules, outlier screens and DP options.
+A round is ``tasks_per_round`` tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from metamesh.node.experts.history import MergeRecord, VersionHistory
+from metamesh.node.experts.learner import DeltaUpdate, ExpertInsight, RoundReport
+from metamesh.node.experts.model import check_tensors
+from metamesh.node.experts.privacy import PrivacyConfig, RDPAccountant, add_noise, clip_update
+
+from .evaluate import Reward, Summary, summarise
+from .explain import Explanation, explain
+from .fusion import Backend, Decision, Outcome, execute
+from .plan import LatencyEstimates, Planner, Trace, decide, greedy, sampler
+from .policy import BraidPolicy, contexts, encode
+from .pool import ModelDescriptor
+from .tasks import DEFAULT_MIX, Task, TaskStream, eval_tasks
+
+__all__ = ["BraidConfig", "BraidLearner", "simulated_stars"]
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BraidConfig:
+    hidden: int = 32
+    lr: float = 0.003
+    batch: int = 16
+    tasks_per_round: int = 64
+    entropy: float = 0.02
+    normalise: bool = True
+    """Normalise advantages within a batch (steadier steps whatever the reward's scale)."""
+    reward: Reward = field(default_factory=Reward)
+    budgets: tuple[float, ...] = (1.5, 4.0, 10.0)
+    latency_limit_ms: float = 3000.0
+    eval_per_budget: int = 60
+    eval_seed: int = 999
+    rated: bool = True
+    """Learn from a simulated user's 1-5 stars (noisy) rather than the measured quality."""
+    privacy: PrivacyConfig | None = None
+    seed: int = 0
+    init_seed: int = 0
+    threads: int = 1
+
+
+def simulated_stars(quality: float, rng: np.random.Generator) -> int:
+    """A user's rating of an answer of this quality: 1 + 4q plus noise, rounded to 1-5 stars."""
+    return int(min(5, max(1, round(1 + 4 * quality + rng.normal(0.0, 0.5)))))
+
+
+@dataclass(slots=True)
+class _Pending:
+    task: Task
+    decision: Decision
+    trace: Trace
+    task_x: np.ndarray
+    model_x: np.ndarray
+    outcome: Outcome | None = None
+
+
+class BraidLearner:
+    """A braid policy learning on one node; see the module docstring."""
+
+    def __init__(
+        self,
+        pool: Sequence[ModelDescriptor],
+        backend: Backend,
+        stream: TaskStream | None,
+        config: BraidConfig | None = None,
+        *,
+        domain: str = "braid",
+        eval_mix: Mapping[str, float] = DEFAULT_MIX,
+    ) -> None:
+        self.config = cfg = config or BraidConfig()
+        if torch.get_num_threads() != cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.pool = tuple(pool)
+        self.backend = backend
+        self.stream = stream
+        self.domain = domain
+        torch.manual_seed(cfg.init_seed)
+        self.policy = BraidPolicy(cfg.hidden)
+        self._params = dict(self.policy.named_parameters())
+        self._trainable = tuple(self._params)
+        self._base = {n: p.detach().clone() for n, p in self._params.items()}
+        self._optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        self._rng = np.random.default_rng([cfg.seed, 0])
+        self._pick = sampler(self._rng)
+        self.latency = LatencyEstimates(self.pool)
+        self._accountant = RDPAccountant()
+        self._history = VersionHistory(maxlen=256)
+        self._version = 0
+        self._rounds = 0
+        self._tasks = 0
+        self._next_id = 1
+        self.limits: Counter[str] = Counter()
+        """Decisions run, and those over the task's budget or latency limit (``over_budget``, ``over_latency``)."""
+        self._changes = 0  # policy updates, merges and restores: when the held-out figure is stale
+        self._heldout: tuple[tuple[int, int], float] | None = None
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self._rated: list[tuple[_Pending, float]] = []
+        self._recent: deque[tuple[str, float, float, float]] = deque(maxlen=512)  # type, reward, q, cost
+        self._eval = [
+            t for b in cfg.budgets
+            for t in eval_tasks(cfg.eval_per_budget, eval_mix, budget=b,
+                                latency_limit_ms=cfg.latency_limit_ms, seed=cfg.eval_seed)
+        ]  # fmt: skip
+
+    # ------------------------------------------------------------------ deciding and feedback
+
+    @property
+    def tasks(self) -> int:
+        """Tasks decided and learned from so far."""
+        return self._tasks
+
+    def decide(self, task: Task, *, explore: bool = True) -> tuple[int, Decision]:
+        """A decision within the task's limits, and the id to :meth:`rate` it by.
+
+        ``explore`` samples from the policy (learning); otherwise it takes the
+        most likely choice at every step (deployment). Raises ValueError when
+        no model of the pool fits the task's limits.
+        """
+        planned = self.latency.planned()
+        task_x, model_x = encode(contexts(task), self.pool, planned)
+        scores = self.policy.scores_of([task], task_x, model_x)[0]
+        decision, trace = decide(
+            Planner(self.pool, task, planned), task, scores, self._pick if explore else greedy
+        )
+        ident = self._next_id
+        self._next_id += 1
+        self._pending[ident] = _Pending(task, decision, trace, task_x, model_x)
+        while len(self._pending) > 4096:  # ratings that never came
+            self._pending.popitem(last=False)
+        return ident, decision
+
+    def run(self, ident: int) -> Outcome:
+        """Run a decided task on the pool; latencies measured feed the planning estimates."""
+        p = self._pending[ident]
+        outcome = execute(p.decision, p.task, self.pool, self.backend)
+        p.outcome = outcome
+        self.limits["decisions"] += 1
+        self.limits["over_budget"] += outcome.cost > p.task.budget * (1 + 1e-9)
+        self.limits["over_latency"] += outcome.latency_ms > p.task.latency_limit_ms
+        for m, ms in zip(outcome.called, outcome.latencies, strict=True):
+            self.latency.observe(m, ms)
+        return outcome
+
+    def rate(self, ident: int, stars: float) -> float:
+        """A user's 1-5 star rating of decision ``ident``; returns the reward learned from.
+
+        Raises KeyError for an unknown (or long-forgotten) id and ValueError
+        for a rating outside 1-5.
+        """
+        if not 1 <= stars <= 5:
+            raise ValueError(f"a rating is 1 to 5 stars, got {stars}")
+        return self.feedback(ident, (stars - 1) / 4)
+
+    def forget(self, ident: int) -> None:
+        """Drop a decision that will not be rated."""
+        self._pending.pop(ident, None)
+
+    def feedback(self, ident: int, performance: float) -> float:
+        """Learn from decision ``ident``'s performance in [0, 1] (the seed's ``learn_from_feedback``)."""
+        p = self._pending.pop(ident)
+        outcome = p.outcome or Outcome(performance, 0.0, 0.0, ())
+        reward = self.config.reward(p.task, performance, outcome)
+        self._rated.append((p, reward))
+        self._recent.append((p.task.type, reward, outcome.quality, outcome.cost))
+        self._tasks += 1
+        if len(self._rated) >= self.config.batch:
+            self._update(self._rated)
+            self._rated = []
+        return reward
+
+    def step(self, task: Task) -> Outcome:
+        """Decide, run, get rated (simulated stars, or the quality), learn."""
+        ident, _ = self.decide(task)
+        outcome = self.run(ident)
+        if self.config.rated:
+            self.rate(ident, simulated_stars(outcome.quality, self._rng))
+        else:
+            self.feedback(ident, outcome.quality)
+        return outcome
+
+    def adapt(self, rated: Sequence[tuple[int, float]], *, epochs: int = 10, lr: float = 0.01) -> None:
+        """Few-shot: learn from a handful of rated decisions, say on a task type new to this node.
+
+        ``rated`` holds (decision id, stars) of decisions made with
+        :meth:`decide` and run with :meth:`run`. The policy takes ``epochs``
+        steps at ``lr`` on that batch, with raw advantages against the
+        learned value baseline (a handful of ratings cannot be normalised).
+        Raises KeyError for an unknown id, ValueError for a rating outside 1-5.
+        """
+        batch: list[tuple[_Pending, float]] = []
+        for ident, stars in rated:
+            if not 1 <= stars <= 5:
+                raise ValueError(f"a rating is 1 to 5 stars, got {stars}")
+            p = self._pending.pop(ident)
+            outcome = p.outcome or Outcome((stars - 1) / 4, 0.0, 0.0, ())
+            batch.append((p, self.config.reward(p.task, (stars - 1) / 4, outcome)))
+            self._recent.append((p.task.type, batch[-1][1], outcome.quality, outcome.cost))
+            self._tasks += 1
+        if not batch:
+            return
+        optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        for _ in range(epochs):
+            loss = self._loss(batch, normalise=False)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        self._changes += 1
+
+    def explain(self, task: Task) -> Explanation:
+        """The deployment decision for ``task``, the probabilities of its alternatives, and its drivers."""
+        return explain(self.policy, task, self.pool, self.latency.planned())
+
+    # ------------------------------------------------------------------ policy gradient
+
+    def _update(self, batch: Sequence[tuple[_Pending, float]]) -> float:
+        loss = self._loss(batch)
+        self._optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._optimizer.step()
+        self._changes += 1
+        return float(loss.detach())
+
+    def _loss(self, batch: Sequence[tuple[_Pending, float]], *, normalise: bool = True) -> torch.Tensor:
+        task_x = np.concatenate([p.task_x for p, _ in batch])
+        model_x = np.concatenate([p.model_x for p, _ in batch])
+        heads = self.policy(torch.from_numpy(task_x), torch.from_numpy(model_x))
+        logps, ents, rows = [], [], []
+        row = 0
+        for p, _ in batch:
+            t = p.trace
+            lp, ent = _choice(heads.strategy[row], t.strategy.mask, t.strategy.index)
+            for head, choice in ((heads.size, t.size), (heads.threshold, t.threshold)):
+                if choice is not None:
+                    lp = lp + _choice(head[row], choice.mask, choice.index)[0]
+            for c in t.models:
+                mlp, ment = _choice(heads.models[row + c.context], c.mask, c.index)
+                lp, ent = lp + mlp, ent + ment / len(t.models)
+            logps.append(lp)
+            ents.append(ent)
+            rows.append(row)
+            row += len(p.task_x)
+        rewards = torch.tensor([r for _, r in batch], dtype=torch.float32)
+        values = heads.value[rows]
+        advantage = rewards - values.detach()
+        if len(batch) > 1 and normalise and self.config.normalise:
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-6)
+        return (
+            -(advantage * torch.stack(logps)).mean()
+            + 0.5 * ((values - rewards) ** 2).mean()
+            - self.config.entropy * torch.stack(ents).mean()
+        )
+
+    # ------------------------------------------------------------------ rounds and evaluation
+
+    def train_round(self) -> RoundReport:
+        """``tasks_per_round`` tasks from the stream, learning as ratings come."""
+        if self.stream is None:
+            raise RuntimeError("this learner has no task stream; use decide/run/rate")
+        start = time.perf_counter()
+        rewards = []
+        for _ in range(self.config.tasks_per_round):
+            task = next(self.stream)
+            try:
+                outcome = self.step(task)
+            except ValueError as exc:  # nothing fits: nothing to learn from this task
+                log.debug("task skipped: %s", exc)
+                continue
+            rewards.append(self.config.reward(task, outcome.quality, outcome))
+        self._rounds += 1
+        return RoundReport(
+            round=self._rounds,
+            version=self._version,
+            epochs=1,
+            steps=len(rewards) // self.config.batch,
+            samples=len(rewards),
+            train_loss=1.0 - float(np.mean(rewards)) if rewards else math.nan,
+            heldout_loss=self.heldout_loss(),
+            seconds=time.perf_counter() - start,
+        )
+
+    def greedy_policy(self, task: Task) -> Decision:
+        """The deployment decision: the most likely choice at every step."""
+        return self._greedy([task])[0]
+
+    def _greedy(self, tasks: Sequence[Task]) -> list[Decision]:
+        planned = self.latency.planned()
+        scores = self.policy.scores(tasks, self.pool, planned)
+        return [
+            decide(Planner(self.pool, t, planned), t, s, greedy)[0]
+            for t, s in zip(tasks, scores, strict=True)
+        ]
+
+    def evaluate(self, tasks: Sequence[Task]) -> Summary:
+        """Greedy decisions on ``tasks`` (nothing is learned)."""
+        decided = dict(zip((id(t) for t in tasks), self._greedy(tasks), strict=True))
+        return summarise(lambda t: decided[id(t)], tasks, self.pool, self.backend, self.config.reward)
+
+    def heldout_loss(self) -> float:
+        """1 - the mean reward of greedy decisions on the fixed held-out tasks (every budget)."""
+        key = (self._changes, len(self.latency._logs[0]))
+        if self._heldout is None or self._heldout[0] != key:
+            self._heldout = (key, 1.0 - self.evaluate(self._eval).reward)
+        return self._heldout[1]
+
+    # ------------------------------------------------------------------ what the experts node learner uses
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @property
+    def rounds(self) -> int:
+        return self._rounds
+
+    @property
+    def samples(self) -> int:
+        """What an update of this node weighs in an average: the tasks of a round."""
+        return self.config.tasks_per_round
+
+    @property
+    def trainable(self) -> tuple[str, ...]:
+        return self._trainable
+
+    def epsilon(self) -> float:
+        p = self.config.privacy
+        return 0.0 if p is None else self._accountant.epsilon(p.delta)
+
+    def learning_rates(self) -> dict[str, float]:
+        return {"policy": float(self._optimizer.param_groups[0]["lr"])}
+
+    def set_learning_rates(self, rates: Mapping[str, float]) -> None:
+        for name, lr in rates.items():
+            if name != "policy" or not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+                raise ValueError(f"learning rate {name}={lr!r}: only a positive 'policy' rate exists")
+        if "policy" in rates:
+            for group in self._optimizer.param_groups:
+                group["lr"] = float(rates["policy"])
+
+    def affinity(self) -> dict[str, float]:
+        return {self.domain: 1.0}
+
+    def insight(self) -> ExpertInsight:
+        """Per task type: 1 - mean reward and tasks seen, over the last 512 tasks."""
+        by_type: dict[str, list[float]] = {}
+        for kind, reward, _, _ in self._recent:
+            by_type.setdefault(kind, []).append(reward)
+        loss = {k: 1.0 - float(np.mean(v)) for k, v in by_type.items()}
+        count = {k: len(v) for k, v in by_type.items()}
+        recent = list(self._recent)
+        avg = 1.0 - float(np.mean([r for _, r, _, _ in recent])) if recent else 1.0
+        metrics = {
+            "heldout_loss": self.heldout_loss(),
+            "quality": float(np.mean([q for _, _, q, _ in recent])) if recent else 0.0,
+            "cost": float(np.mean([c for _, _, _, c in recent])) if recent else 0.0,
+            "tasks": float(self._tasks),
+            "version": float(self._version),
+            "rounds": float(self._rounds),
+        }
+        return ExpertInsight(
+            expert_loss=loss, expert_samples=count, avg_loss=avg, total_samples=len(recent),
+            domain=self.domain, metrics=metrics,
+        )  # fmt: skip
+
+    def weights(self) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            return {n: p.detach().numpy().astype(np.float32, copy=True) for n, p in self._params.items()}
+
+    def base_weights(self) -> dict[str, np.ndarray]:
+        return {n: t.numpy().astype(np.float32, copy=True) for n, t in self._base.items()}
+
+    def delta(self) -> DeltaUpdate:
+        """Current policy minus the base, clipped and noised when privacy is on (one accounted release)."""
+        with torch.no_grad():
+            raw = {n: (self._params[n] - self._base[n]).numpy().astype(np.float32) for n in self._trainable}
+        p = self.config.privacy
+        if p is None:
+            return DeltaUpdate(tensors=raw, base_version=self._version, samples=self.samples)
+        clipped, _ = clip_update(raw, p.clip_norm)
+        tensors = add_noise(clipped, p.noise_multiplier * p.clip_norm, self._rng)
+        self._accountant.step(p.noise_multiplier, sample_rate=p.sample_rate)
+        return DeltaUpdate(tensors=tensors, base_version=self._version, samples=self.samples,
+                           clip_norm=p.clip_norm, noise_multiplier=p.noise_multiplier)  # fmt: skip
+
+    def apply_average(
+        self,
+        avg_delta: Mapping[str, np.ndarray],
+        *,
+        new_version: int,
+        contributors: Sequence[str],
+        now: float,
+    ) -> MergeRecord:
+        """Move the base by an averaged delta; the policy becomes the new base. Raises ValueError."""
+        if new_version <= self._version:
+            raise ValueError(f"new_version {new_version} must exceed the current version {self._version}")
+        checked = check_tensors(self._params, avg_delta, allowed=self._trainable, exact=True, what="average")
+        before = self.heldout_loss()
+        with torch.no_grad():
+            for name, value in checked.items():
+                self._base[name] += value
+                self._params[name].copy_(self._base[name])
+        self._changes += 1
+        old, self._version = self._version, new_version
+        rec = MergeRecord(version=new_version, base_version=old, contributors=tuple(contributors),
+                          at=float(now), loss_before=before, loss_after=self.heldout_loss())  # fmt: skip
+        self._history.record(rec)
+        return rec
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "pool": [m.name for m in self.pool],
+            "weights": self.weights(),
+            "base": self.base_weights(),
+            "version": self._version,
+            "rounds": self._rounds,
+            "tasks": self._tasks,
+            "lr": self.learning_rates()["policy"],
+            "latency": self.latency.state(),
+            "accountant": self._accountant.to_dict(),
+            "history": self._history.to_dict(),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state`. The sampling RNG restarts from (seed, rounds). Raises ValueError."""
+        try:
+            if state["format"] != STATE_FORMAT:
+                raise ValueError(f"unsupported braid state format {state['format']!r}")
+            if list(state["pool"]) != [m.name for m in self.pool]:
+                raise ValueError("the checkpoint is for another model pool")
+            names = self._trainable
+            weights = check_tensors(self._params, state["weights"], allowed=names, exact=True, what="weights")
+            base = check_tensors(self._params, state["base"], allowed=names, exact=True, what="base")
+            accountant = RDPAccountant.from_dict(state["accountant"])
+            history = VersionHistory.from_dict(state["history"])
+            version, rounds, tasks = int(state["version"]), int(state["rounds"]), int(state["tasks"])
+            lr = float(state["lr"])
+            self.latency.load_state(state["latency"])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed braid state: {exc!r}") from exc
+        with torch.no_grad():
+            for name, value in weights.items():
+                self._params[name].copy_(value)
+        self._base = base
+        self._changes += 1
+        self._optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        self._accountant, self._history = accountant, history
+        self._version, self._rounds, self._tasks = version, rounds, tasks
+        self._rng = np.random.default_rng([self.config.seed, rounds])
+        self._pick = sampler(self._rng)
+
+
+def _choice(logits: torch.Tensor, mask: np.ndarray, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of ``index`` under the masked softmax, and that distribution's entropy."""
+    open_ = torch.from_numpy(mask)
+    # a finite fill: -inf would make the entropy's gradient NaN (0 * inf) for closed choices
+    logp = torch.log_softmax(logits.masked_fill(~open_, -1e9), dim=-1)
+    entropy = -(logp.exp() * logp).sum()
+    return logp[index], entropy
