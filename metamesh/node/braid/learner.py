@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,7 +120,7 @@ class BraidLearner:
         self._tasks = 0
         self._next_id = 1
         self.limits: Counter[str] = Counter()
-        """Decisions run, and those over the task's budget or latency limit (``over_budget``, ``over_latency``)."""
+        """Decisions run, and how many went over their budget or latency limit (``over_*``)."""
         self._changes = 0  # policy updates, merges and restores: when the held-out figure is stale
         self._heldout: tuple[tuple[int, int], float] | None = None
         self._pending: OrderedDict[int, _Pending] = OrderedDict()

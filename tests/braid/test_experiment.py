@@ -1,0 +1,32 @@
+"""``metamesh experiment braid`` with real node processes, on a reduced run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cluster import run_experiment
+
+pytest.importorskip("torch")
+pytestmark = [pytest.mark.slow, pytest.mark.torch]
+
+
+@pytest.mark.timeout(300)
+def test_the_braid_experiment_learns_federates_and_explains(tmp_path) -> None:
+    out = tmp_path / "braid"
+    stdout, doc = run_experiment(["braid", "--rounds", "20", "--target", "0.6"], out, timeout=280)
+    base = doc["baselines"]
+    fed = doc["arms"]["federated"]
+    for budget, rows in base.items():
+        single = rows["best single"]
+        for node, s in fed["budgets"][budget].items():
+            assert s["quality"] > single["quality"], (budget, node, s, single)
+            assert s["within_budget"] == 1.0 and s["within_latency"] >= 0.99
+        assert rows["random"]["quality"] < single["quality"] or budget == "1.5"
+    local, federated = doc["arms"]["local"]["tasks_to_target"], fed["tasks_to_target"]
+    assert federated is not None, fed["mean_curve"]
+    assert local is None or federated < local, (fed["mean_curve"], doc["arms"]["local"]["mean_curve"])
+    # explanations name the decision, the alternatives' probabilities and real inputs
+    assert len(fed["explanations"]) == 3
+    assert "decision:" in fed["explanations"][0] and "driven by:" in fed["explanations"][0]
+    assert "Sample decisions, explained" in stdout and "best single (general-70b)" in stdout
+    assert (out / "pareto.png").stat().st_size > 10_000 and (out / "learning.png").exists()

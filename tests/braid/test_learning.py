@@ -1,0 +1,175 @@
+"""The braid policy learns: in process, with fixed seeds, four nodes' worth of learners."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from metamesh.deploy.braid_experiment import node_mix  # noqa: E402
+from metamesh.node.braid.evaluate import best_single, heldout  # noqa: E402
+from metamesh.node.braid.fusion import SimulatedBackend  # noqa: E402
+from metamesh.node.braid.learner import BraidConfig, BraidLearner  # noqa: E402
+from metamesh.node.braid.pool import SIMULATED_POOL  # noqa: E402
+from metamesh.node.braid.tasks import TaskStream, parse_mix  # noqa: E402
+
+pytestmark = pytest.mark.torch
+POOL = SIMULATED_POOL
+BACKEND = SimulatedBackend(POOL)
+NODES, ROUNDS = 4, 24
+TARGET = 0.6
+
+
+@dataclass
+class Run:
+    learners: list[BraidLearner]
+    curve: list[float]  # mean held-out reward over nodes after each round
+
+    def tasks_to(self, target: float) -> int | None:
+        per_round = self.learners[0].config.tasks_per_round
+        return next(((i + 1) * per_round for i, r in enumerate(self.curve) if r >= target), None)
+
+
+def learners() -> list[BraidLearner]:
+    cfg = BraidConfig
+    return [
+        BraidLearner(
+            POOL,
+            BACKEND,
+            TaskStream(parse_mix(node_mix(i)), budgets=cfg().budgets, latency_limit_ms=3000, seed=i),
+            cfg(seed=i),
+        )
+        for i in range(NODES)
+    ]
+
+
+def run(federated: bool) -> Run:
+    """Rounds of local learning; federated learners average their policies after each, as FedAvg does."""
+    nodes, curve = learners(), []
+    for _ in range(ROUNDS):
+        for node in nodes:
+            node.train_round()
+        if federated:
+            weights = [n.weights() for n in nodes]
+            avg = {k: np.mean([w[k] for w in weights], axis=0) for k in weights[0]}
+            for n in nodes:
+                base = n.base_weights()
+                n.apply_average({k: avg[k] - base[k] for k in avg}, new_version=n.version + 1,
+                                contributors=[], now=0.0)  # fmt: skip
+        curve.append(float(np.mean([1 - n.heldout_loss() for n in nodes])))
+    return Run(nodes, curve)
+
+
+@pytest.fixture(scope="module")
+def local() -> Run:
+    return run(federated=False)
+
+
+@pytest.fixture(scope="module")
+def federated() -> Run:
+    return run(federated=True)
+
+
+# At the two tighter budgets the policy pays 8-12% more than the best single model for 30-35%
+# more quality: its cascades escalate from a cheap model, which its reward (cost weight 0.2) prices
+# as worth it. Equal cost there is not reached yet (docs/braid.md, "What is not there yet").
+COST_ALLOWANCE = {1.5: 1.15, 4.0: 1.15, 10.0: 1.0}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("budget", [1.5, 4.0, 10.0])
+def test_the_learned_policy_beats_the_best_single_model_on_quality(federated: Run, budget: float) -> None:
+    tasks = heldout(budget, 3000.0)
+    name, single = best_single(tasks, POOL, BACKEND)
+    for node in federated.learners:
+        learned = node.evaluate(tasks)
+        assert learned.quality > single.quality + 0.02, (budget, name, single.as_dict(), learned.as_dict())
+        assert learned.cost <= single.cost * COST_ALLOWANCE[budget], (
+            budget,
+            single.as_dict(),
+            learned.as_dict(),
+        )
+        assert learned.within_budget == 1.0 and learned.within_latency >= 0.99
+
+
+@pytest.mark.timeout(240)
+def test_every_decision_made_while_learning_kept_within_the_limits(local: Run, federated: Run) -> None:
+    for node in [*local.learners, *federated.learners]:
+        limits = node.limits
+        assert limits["decisions"] == ROUNDS * node.config.tasks_per_round
+        assert limits["over_budget"] == 0
+        assert limits["over_latency"] <= 0.01 * limits["decisions"], dict(limits)
+
+
+@pytest.mark.timeout(240)
+def test_federated_learning_reaches_the_target_reward_in_fewer_tasks_per_node(
+    local: Run, federated: Run
+) -> None:
+    fed, alone = federated.tasks_to(TARGET), local.tasks_to(TARGET)
+    assert fed is not None, federated.curve
+    assert alone is None or fed < alone, (federated.curve, local.curve)
+    assert np.mean(federated.curve[-5:]) > np.mean(local.curve[-5:])
+
+
+def test_ratings_are_validated_and_learned_from() -> None:
+    node = BraidLearner(POOL, BACKEND, None, BraidConfig(batch=4))
+    tasks = heldout(4.0, 3000.0)[:4]
+    with pytest.raises(KeyError):
+        node.rate(12345, 3)
+    ident, _ = node.decide(tasks[0])
+    node.run(ident)
+    with pytest.raises(ValueError, match="1 to 5 stars"):
+        node.rate(ident, 6)
+    before = node.weights()
+    node.rate(ident, 5)
+    for t in tasks[1:]:
+        i, _ = node.decide(t)
+        node.run(i)
+        node.rate(i, 1)
+    after = node.weights()
+    assert node.tasks == 4
+    assert any(not np.array_equal(before[k], after[k]) for k in before)  # a batch of 4 ratings took a step
+
+
+def test_a_checkpoint_restores_the_policy_and_its_decisions(tmp_path) -> None:
+    a = learners()[0]
+    a.train_round()
+    b = BraidLearner(POOL, BACKEND, None, BraidConfig(seed=0))
+    b.load_state(a.state())
+    tasks = heldout(4.0, 3000.0)[:50]
+    assert [a.greedy_policy(t) for t in tasks] == [b.greedy_policy(t) for t in tasks]
+    assert b.rounds == 1 and b.tasks == a.tasks
+    with pytest.raises(ValueError, match="another model pool"):
+        BraidLearner(POOL[:5], SimulatedBackend(POOL[:5]), None).load_state(a.state())
+
+
+@pytest.mark.timeout(240)
+def test_explanations_name_real_inputs_of_the_decision(federated: Run) -> None:
+    from metamesh.node.braid.policy import PAIR_FEATURES, encode
+    from metamesh.node.braid.pool import MODEL_FEATURES
+    from metamesh.node.braid.tasks import TASK_FEATURES, task_features
+
+    node = federated.learners[0]
+    for task in heldout(1.5, 3000.0)[:10]:
+        ex = node.explain(task)
+        assert ex.decision == node.greedy_policy(task)
+        assert sum(ex.strategies.values()) == pytest.approx(1.0)
+        assert sum(ex.models.values()) == pytest.approx(1.0)
+        assert ex.closed["general-70b"] == "cost 6 > budget 1.5"
+        inputs = dict(zip(TASK_FEATURES, task_features(task), strict=True))
+        _, model_x = encode([task], POOL, node.latency.planned())
+        names = (*MODEL_FEATURES, *PAIR_FEATURES)
+        for m, desc in enumerate(POOL):
+            inputs.update({f"{desc.name}.{n}": float(model_x[0, m, i]) for i, n in enumerate(names)})
+        chosen = {POOL[m].name for m in ex.decision.models}
+        assert ex.drivers
+        for d in ex.drivers:
+            assert d.feature in inputs and inputs[d.feature] == pytest.approx(d.value, abs=1e-6), d
+            assert d.value != 0
+            if "." in d.feature:
+                assert d.feature.split(".")[0] in chosen
+        text = str(ex)
+        assert ex.decision.describe(POOL) in text and "driven by: " + ex.drivers[0].feature in text
