@@ -120,9 +120,10 @@ def run(args: argparse.Namespace) -> int:
                 f"\nnew task type ({rows[0]['type']}, never trained on), {a.arm}: quality "
                 f"{before:.3f} before, {after:.3f} after {rows[0]['shots']} rated examples (mean over nodes)"
             )
-    explained: list[str] = next((a.explanations for a in results if a.explanations), [])
-    if explained:
-        out.write("\n\nSample decisions, explained (" + results[-1].arm + " node):\n\n")
+    shown = next((a for a in reversed(results) if a.explanations), None)
+    explained: list[str] = shown.explanations if shown is not None else []
+    if shown is not None:
+        out.write(f"\n\nSample decisions, explained (a {shown.arm} node):\n\n")
         out.write("\n\n".join(explained) + "\n")
     doc = {
         "target_reward": goal,
