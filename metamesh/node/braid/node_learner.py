@@ -38,7 +38,10 @@ class BraidNodeLearner(ExpertNodeLearner):
         finished = self.done
         await super().step()
         if self.done and not finished:
-            self._events.append(("braid_eval", await asyncio.to_thread(final_report, self.braid)))
+            report = await asyncio.to_thread(final_report, self.braid)
+            # before "done": whoever waits for "done" in the event log finds the report there
+            at = next((i for i, (name, _) in enumerate(self._events) if name == "done"), len(self._events))
+            self._events.insert(at, ("braid_eval", report))
 
 
 def new_type_tasks(learner: BraidLearner, n: int, seed: int) -> list[Task]:
