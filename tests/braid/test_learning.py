@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from metamesh.deploy.braid_experiment import node_mix  # noqa: E402
-from metamesh.node.braid.evaluate import best_single, heldout  # noqa: E402
-from metamesh.node.braid.fusion import SimulatedBackend  # noqa: E402
+from metamesh.node.braid.evaluate import best_single, heldout, summarise  # noqa: E402
+from metamesh.node.braid.fusion import Decision, SimulatedBackend  # noqa: E402
 from metamesh.node.braid.learner import BraidConfig, BraidLearner  # noqa: E402
 from metamesh.node.braid.pool import SIMULATED_POOL  # noqa: E402
 from metamesh.node.braid.tasks import TaskStream, parse_mix  # noqa: E402
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.torch
 POOL = SIMULATED_POOL
 BACKEND = SimulatedBackend(POOL)
 NODES, ROUNDS = 4, 24
+BUDGETS = (1.5, 4.0, 10.0)
 TARGET = 0.6
 
 
@@ -73,26 +74,29 @@ def federated() -> Run:
     return run(federated=True)
 
 
-# At the two tighter budgets the policy pays 8-12% more than the best single model for 30-35%
-# more quality: its cascades escalate from a cheap model, which its reward (cost weight 0.2) prices
-# as worth it. Equal cost there is not reached yet (docs/braid.md, "What is not there yet").
-COST_ALLOWANCE = {1.5: 1.15, 4.0: 1.15, 10.0: 1.0}
-
-
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("budget", [1.5, 4.0, 10.0])
-def test_the_learned_policy_beats_the_best_single_model_on_quality(federated: Run, budget: float) -> None:
-    tasks = heldout(budget, 3000.0)
-    name, single = best_single(tasks, POOL, BACKEND)
+def test_the_learned_policy_beats_the_best_single_model_at_lower_cost_on_a_mixed_stream(
+    federated: Run,
+) -> None:
+    """Every budget: higher quality than the best single model that fits it. The mixed stream (every
+    type, every budget): higher quality at a lower mean cost. At the tightest budget alone the policy
+    may pay a few percent more than the single 1-unit model (its reward prices the quality as worth it)."""
+    singles = {b: best_single(heldout(b, 3000.0), POOL, BACKEND) for b in BUDGETS}
     for node in federated.learners:
-        learned = node.evaluate(tasks)
-        assert learned.quality > single.quality + 0.02, (budget, name, single.as_dict(), learned.as_dict())
-        assert learned.cost <= single.cost * COST_ALLOWANCE[budget], (
-            budget,
-            single.as_dict(),
-            learned.as_dict(),
+        learned = {b: node.evaluate(heldout(b, 3000.0)) for b in BUDGETS}
+        for b in BUDGETS:
+            name, single = singles[b]
+            assert learned[b].quality > single.quality + 0.02, (
+                b,
+                name,
+                single.as_dict(),
+                learned[b].as_dict(),
+            )
+            assert learned[b].within_budget == 1.0 and learned[b].within_latency >= 0.99
+        assert np.mean([learned[b].quality for b in BUDGETS]) > np.mean(
+            [s.quality for _, s in singles.values()]
         )
-        assert learned.within_budget == 1.0 and learned.within_latency >= 0.99
+        assert np.mean([learned[b].cost for b in BUDGETS]) <= np.mean([s.cost for _, s in singles.values()])
 
 
 @pytest.mark.timeout(240)
@@ -160,7 +164,7 @@ def test_explanations_name_real_inputs_of_the_decision(federated: Run) -> None:
         assert sum(ex.models.values()) == pytest.approx(1.0)
         assert ex.closed["general-70b"] == "cost 6 > budget 1.5"
         inputs = dict(zip(TASK_FEATURES, task_features(task), strict=True))
-        _, model_x = encode([task], POOL, node.latency.planned())
+        _, model_x = encode([task], POOL, node.latency.planned(), node.ratings)
         names = (*MODEL_FEATURES, *PAIR_FEATURES)
         for m, desc in enumerate(POOL):
             inputs.update({f"{desc.name}.{n}": float(model_x[0, m, i]) for i, n in enumerate(names)})
@@ -173,3 +177,26 @@ def test_explanations_name_real_inputs_of_the_decision(federated: Run) -> None:
                 assert d.feature.split(".")[0] in chosen
         text = str(ex)
         assert ex.decision.describe(POOL) in text and "driven by: " + ex.drivers[0].feature in text
+
+
+@pytest.mark.timeout(240)
+def test_a_new_task_type_is_handled_well_after_a_handful_of_ratings(federated: Run) -> None:
+    """Legal tasks, which no node trained on: 8 rated decisions each, then 300 held-out legal tasks
+    under every budget. The trained policies read the new ratings; a fresh policy given the same
+    number of ratings cannot."""
+    import copy
+
+    from metamesh.node.braid.node_learner import FEW_SHOT, few_shot, new_type_summary, new_type_tasks
+
+    lex = POOL.index(next(m for m in POOL if m.name == "lex-7b"))
+    best = summarise(lambda _t: Decision("single", (lex,)), new_type_tasks(federated.learners[0], 300, 5),
+                     POOL, BACKEND).quality  # fmt: skip
+    before = [new_type_summary(n).quality for n in federated.learners]
+    after = [few_shot(copy.deepcopy(n), seed=i).quality for i, n in enumerate(federated.learners)]
+    fresh = [
+        few_shot(BraidLearner(POOL, BACKEND, None, BraidConfig(seed=i)), seed=i).quality for i in range(NODES)
+    ]
+    assert FEW_SHOT <= 8
+    assert np.mean(after) > np.mean(before) + 0.02, (before, after)
+    assert np.mean(after) > np.mean(fresh) + 0.2, (after, fresh)
+    assert np.mean(after) >= 0.75 * best, (after, best)

@@ -19,6 +19,7 @@ from .fusion import STRATEGIES, Decision
 from .plan import Planner, decide, greedy, masked_softmax
 from .policy import PAIR_FEATURES, BraidPolicy, contexts, encode
 from .pool import MODEL_FEATURES, ModelDescriptor
+from .ratings import RatingTable
 from .tasks import TASK_FEATURES, Task
 
 __all__ = ["Driver", "Explanation", "explain"]
@@ -78,17 +79,23 @@ def _closed(plan: Planner, pool: Sequence[ModelDescriptor], task: Task, smask: n
 
 
 def explain(
-    policy: BraidPolicy, task: Task, pool: Sequence[ModelDescriptor], planned_ms: np.ndarray, top: int = 5
+    policy: BraidPolicy,
+    task: Task,
+    pool: Sequence[ModelDescriptor],
+    planned_ms: np.ndarray,
+    ratings: RatingTable | None = None,
+    *,
+    top: int = 5,
 ) -> Explanation:
     """The greedy decision for ``task`` and why; see the module docstring."""
     plan = Planner(pool, task, planned_ms)
-    scores = policy.scores([task], pool, planned_ms)[0]
+    scores = policy.scores([task], pool, planned_ms, ratings)[0]
     decision, trace = decide(plan, task, scores, greedy)
     smask = trace.strategy.mask
     sp = masked_softmax(scores.strategy, smask)
     first = trace.models[0]
     mp = masked_softmax(scores.models[first.context], first.mask)
-    task_x, model_x = encode(contexts(task), pool, planned_ms)
+    task_x, model_x = encode(contexts(task), pool, planned_ms, ratings)
     tx = torch.from_numpy(task_x).requires_grad_(True)
     mx = torch.from_numpy(model_x).requires_grad_(True)
     heads = policy(tx, mx)

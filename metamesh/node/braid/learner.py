@@ -38,6 +38,7 @@ from .fusion import Backend, Decision, Outcome, execute
 from .plan import LatencyEstimates, Planner, Trace, decide, greedy, sampler
 from .policy import BraidPolicy, contexts, encode
 from .pool import ModelDescriptor
+from .ratings import RatingTable
 from .tasks import DEFAULT_MIX, Task, TaskStream, eval_tasks
 
 __all__ = ["BraidConfig", "BraidLearner", "simulated_stars"]
@@ -113,6 +114,7 @@ class BraidLearner:
         self._rng = np.random.default_rng([cfg.seed, 0])
         self._pick = sampler(self._rng)
         self.latency = LatencyEstimates(self.pool)
+        self.ratings = RatingTable(len(self.pool))
         self._accountant = RDPAccountant()
         self._history = VersionHistory(maxlen=256)
         self._version = 0
@@ -147,7 +149,7 @@ class BraidLearner:
         no model of the pool fits the task's limits.
         """
         planned = self.latency.planned()
-        task_x, model_x = encode(contexts(task), self.pool, planned)
+        task_x, model_x = encode(contexts(task), self.pool, planned, self.ratings)
         scores = self.policy.scores_of([task], task_x, model_x)[0]
         decision, trace = decide(
             Planner(self.pool, task, planned), task, scores, self._pick if explore else greedy
@@ -189,6 +191,7 @@ class BraidLearner:
         """Learn from decision ``ident``'s performance in [0, 1] (the seed's ``learn_from_feedback``)."""
         p = self._pending.pop(ident)
         outcome = p.outcome or Outcome(performance, 0.0, 0.0, ())
+        self._remember(p, performance, outcome)
         reward = self.config.reward(p.task, performance, outcome)
         self._rated.append((p, reward))
         self._recent.append((p.task.type, reward, outcome.quality, outcome.cost))
@@ -208,13 +211,15 @@ class BraidLearner:
             self.feedback(ident, outcome.quality)
         return outcome
 
-    def adapt(self, rated: Sequence[tuple[int, float]], *, epochs: int = 10, lr: float = 0.01) -> None:
-        """Few-shot: learn from a handful of rated decisions, say on a task type new to this node.
+    def adapt(self, rated: Sequence[tuple[int, float]], *, epochs: int = 0, lr: float = 0.003) -> None:
+        """Few-shot: take in a handful of rated decisions, say on a task type new to this node.
 
         ``rated`` holds (decision id, stars) of decisions made with
-        :meth:`decide` and run with :meth:`run`. The policy takes ``epochs``
-        steps at ``lr`` on that batch, with raw advantages against the
-        learned value baseline (a handful of ratings cannot be normalised).
+        :meth:`decide` and run with :meth:`run`. The ratings go into the
+        rating memory the policy reads (:mod:`.ratings`), which is how a
+        trained policy adapts at once; ``epochs`` > 0 also takes that many
+        policy-gradient steps at ``lr`` on the handful (measured: with 8
+        ratings they help as often as they hurt, hence 0 by default).
         Raises KeyError for an unknown id, ValueError for a rating outside 1-5.
         """
         batch: list[tuple[_Pending, float]] = []
@@ -223,22 +228,37 @@ class BraidLearner:
                 raise ValueError(f"a rating is 1 to 5 stars, got {stars}")
             p = self._pending.pop(ident)
             outcome = p.outcome or Outcome((stars - 1) / 4, 0.0, 0.0, ())
+            self._remember(p, (stars - 1) / 4, outcome)
             batch.append((p, self.config.reward(p.task, (stars - 1) / 4, outcome)))
             self._recent.append((p.task.type, batch[-1][1], outcome.quality, outcome.cost))
             self._tasks += 1
-        if not batch:
-            return
-        optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
-        for _ in range(epochs):
-            loss = self._loss(batch, normalise=False)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        if batch and epochs > 0:
+            optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+            for _ in range(
+                epochs
+            ):  # raw advantages against the learned baseline: a handful cannot be normalised
+                loss = self._loss(batch, normalise=False)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
         self._changes += 1
+
+    def _remember(self, p: _Pending, performance: float, outcome: Outcome) -> None:
+        """Credit the rating to the models that made the answer (see :mod:`.ratings`)."""
+        d = p.decision
+        if d.strategy == "cascade":
+            answered = outcome.called[-1:] if outcome.called else d.models[:1]
+            self.ratings.record(p.task.type, answered, performance)
+        elif d.strategy == "router":
+            self.ratings.record(p.task.type, d.assignment, performance)
+            for part, m in zip(p.task.parts, d.assignment, strict=True):
+                self.ratings.record(part, [m], performance)
+        else:
+            self.ratings.record(p.task.type, d.models, performance)
 
     def explain(self, task: Task) -> Explanation:
         """The deployment decision for ``task``, the probabilities of its alternatives, and its drivers."""
-        return explain(self.policy, task, self.pool, self.latency.planned())
+        return explain(self.policy, task, self.pool, self.latency.planned(), self.ratings)
 
     # ------------------------------------------------------------------ policy gradient
 
@@ -314,7 +334,7 @@ class BraidLearner:
 
     def _greedy(self, tasks: Sequence[Task]) -> list[Decision]:
         planned = self.latency.planned()
-        scores = self.policy.scores(tasks, self.pool, planned)
+        scores = self.policy.scores(tasks, self.pool, planned, self.ratings)
         return [
             decide(Planner(self.pool, t, planned), t, s, greedy)[0]
             for t, s in zip(tasks, scores, strict=True)
@@ -448,6 +468,7 @@ class BraidLearner:
             "tasks": self._tasks,
             "lr": self.learning_rates()["policy"],
             "latency": self.latency.state(),
+            "ratings": self.ratings.state(),
             "accountant": self._accountant.to_dict(),
             "history": self._history.to_dict(),
         }
@@ -467,6 +488,7 @@ class BraidLearner:
             version, rounds, tasks = int(state["version"]), int(state["rounds"]), int(state["tasks"])
             lr = float(state["lr"])
             self.latency.load_state(state["latency"])
+            self.ratings.load_state(state["ratings"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed braid state: {exc!r}") from exc
         with torch.no_grad():

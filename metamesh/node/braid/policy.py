@@ -31,11 +31,12 @@ from torch import nn
 from .fusion import SIZES, STRATEGIES, THRESHOLDS
 from .plan import Scores
 from .pool import MODEL_FEATURES, ModelDescriptor, model_features
+from .ratings import RatingTable
 from .tasks import TASK_FEATURES, Task, task_features
 
 __all__ = ["PAIR_FEATURES", "BraidPolicy", "Heads", "encode"]
 
-PAIR_FEATURES = ("matches_task", "cost_share", "latency_share")
+PAIR_FEATURES = ("matches_task", "cost_share", "latency_share", "rated", "ratings")
 N_MODEL_INPUTS = len(MODEL_FEATURES) + len(PAIR_FEATURES)
 
 
@@ -54,21 +55,28 @@ def contexts(task: Task) -> list[Task]:
 
 
 def encode(
-    tasks: Sequence[Task], pool: Sequence[ModelDescriptor], planned_ms: np.ndarray
+    tasks: Sequence[Task],
+    pool: Sequence[ModelDescriptor],
+    planned_ms: np.ndarray,
+    ratings: RatingTable | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Feature arrays for a list of contexts: ``[C, T]`` task rows and ``[C, M, F]`` model rows."""
+    ratings = ratings or RatingTable(len(pool))
     own = np.array([model_features(m) for m in pool], dtype=np.float32)
     task_x = np.array([task_features(t) for t in tasks], dtype=np.float32)
     model_x = np.empty((len(tasks), len(pool), N_MODEL_INPUTS), dtype=np.float32)
     model_x[:, :, : own.shape[1]] = own
     for c, t in enumerate(tasks):
         needs = set(t.needs)
+        rated = ratings.features(t.type)
         for m, desc in enumerate(pool):
             match = len(needs & set(desc.specialisation)) / max(len(needs), 1)
             model_x[c, m, own.shape[1] :] = (
                 match,
                 min(desc.cost / t.budget, 2.0),
                 min(planned_ms[m] / t.latency_limit_ms, 2.0),
+                rated[m, 0],
+                rated[m, 1],
             )
     return task_x, model_x
 
@@ -101,11 +109,15 @@ class BraidPolicy(nn.Module):  # type: ignore[misc]
         return Heads(scores, self.strategy(h), self.size(h), self.threshold(h), self.value(h).squeeze(-1))
 
     def scores(
-        self, tasks: Sequence[Task], pool: Sequence[ModelDescriptor], planned_ms: np.ndarray
+        self,
+        tasks: Sequence[Task],
+        pool: Sequence[ModelDescriptor],
+        planned_ms: np.ndarray,
+        ratings: RatingTable | None = None,
     ) -> list[Scores]:
         """The logits for decisions on ``tasks``, in one forward pass (no gradient)."""
         ctx = [c for t in tasks for c in contexts(t)]
-        task_x, model_x = encode(ctx, pool, planned_ms)
+        task_x, model_x = encode(ctx, pool, planned_ms, ratings)
         return self.scores_of(tasks, task_x, model_x)
 
     def scores_of(self, tasks: Sequence[Task], task_x: np.ndarray, model_x: np.ndarray) -> list[Scores]:
