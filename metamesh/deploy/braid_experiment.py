@@ -91,7 +91,7 @@ class BraidExperiment:
     latency_limit: float = 3000.0
     pace: float = 0.05
     timeout: float = 300.0
-    target: float = 0.6
+    target: float = 0.625
     """Held-out reward the learning-speed comparison counts tasks to."""
     progress: Callable[[str], None] | None = None
 
