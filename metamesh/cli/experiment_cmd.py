@@ -1,4 +1,4 @@
-"""``metamesh experiment prompts|experts|evolve``; ``metamesh demo`` reuses the prompts experiment."""
+"""``metamesh experiment prompts|experts|evolve|braid``; ``metamesh demo`` reuses the prompts experiment."""
 
 from __future__ import annotations
 
