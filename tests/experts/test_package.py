@@ -21,6 +21,7 @@ def test_public_names_are_all() -> None:
         "history",
         "model",
         "learner",
+        "shared",
         "node_learner",
         "annotations",
         "importlib",

@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from metamesh.node.experts.history import MergeRecord, VersionHistory
-from metamesh.node.experts.learner import DeltaUpdate, ExpertInsight, RoundReport
+from metamesh.node.experts.history import VersionHistory
+from metamesh.node.experts.learner import ExpertInsight, RoundReport
 from metamesh.node.experts.model import check_tensors
-from metamesh.node.experts.privacy import PrivacyConfig, RDPAccountant, add_noise, clip_update
+from metamesh.node.experts.privacy import PrivacyConfig, RDPAccountant
+from metamesh.node.experts.shared import SharedWeights
 
 from .evaluate import Reward, Summary, summarise
 from .explain import Explanation, explain
@@ -85,7 +86,7 @@ class _Pending:
     outcome: Outcome | None = None
 
 
-class BraidLearner:
+class BraidLearner(SharedWeights):
     """A braid policy learning on one node; see the module docstring."""
 
     def __init__(
@@ -123,8 +124,10 @@ class BraidLearner:
         self._next_id = 1
         self.limits: Counter[str] = Counter()
         """Decisions run, and how many went over their budget or latency limit (``over_*``)."""
-        self._changes = 0  # policy updates, merges and restores: when the held-out figure is stale
-        self._heldout: tuple[tuple[int, int], float] | None = None
+        self._changes = (
+            0  # policy updates and restores (merges move the version): when the held-out figure is stale
+        )
+        self._heldout: tuple[tuple[int, int, int], float] | None = None
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self._rated: list[tuple[_Pending, float]] = []
         self._recent: deque[tuple[str, float, float, float]] = deque(maxlen=512)  # type, reward, q, cost
@@ -347,16 +350,12 @@ class BraidLearner:
 
     def heldout_loss(self) -> float:
         """1 - the mean reward of greedy decisions on the fixed held-out tasks (every budget)."""
-        key = (self._changes, len(self.latency._logs[0]))
+        key = (self._changes, self._version, len(self.latency._logs[0]))
         if self._heldout is None or self._heldout[0] != key:
             self._heldout = (key, 1.0 - self.evaluate(self._eval).reward)
         return self._heldout[1]
 
     # ------------------------------------------------------------------ what the experts node learner uses
-
-    @property
-    def version(self) -> int:
-        return self._version
 
     @property
     def rounds(self) -> int:
@@ -368,12 +367,8 @@ class BraidLearner:
         return self.config.tasks_per_round
 
     @property
-    def trainable(self) -> tuple[str, ...]:
-        return self._trainable
-
-    def epsilon(self) -> float:
-        p = self.config.privacy
-        return 0.0 if p is None else self._accountant.epsilon(p.delta)
+    def privacy(self) -> PrivacyConfig | None:
+        return self.config.privacy
 
     def learning_rates(self) -> dict[str, float]:
         return {"policy": float(self._optimizer.param_groups[0]["lr"])}
@@ -410,50 +405,6 @@ class BraidLearner:
             expert_loss=loss, expert_samples=count, avg_loss=avg, total_samples=len(recent),
             domain=self.domain, metrics=metrics,
         )  # fmt: skip
-
-    def weights(self) -> dict[str, np.ndarray]:
-        with torch.no_grad():
-            return {n: p.detach().numpy().astype(np.float32, copy=True) for n, p in self._params.items()}
-
-    def base_weights(self) -> dict[str, np.ndarray]:
-        return {n: t.numpy().astype(np.float32, copy=True) for n, t in self._base.items()}
-
-    def delta(self) -> DeltaUpdate:
-        """Current policy minus the base, clipped and noised when privacy is on (one accounted release)."""
-        with torch.no_grad():
-            raw = {n: (self._params[n] - self._base[n]).numpy().astype(np.float32) for n in self._trainable}
-        p = self.config.privacy
-        if p is None:
-            return DeltaUpdate(tensors=raw, base_version=self._version, samples=self.samples)
-        clipped, _ = clip_update(raw, p.clip_norm)
-        tensors = add_noise(clipped, p.noise_multiplier * p.clip_norm, self._rng)
-        self._accountant.step(p.noise_multiplier, sample_rate=p.sample_rate)
-        return DeltaUpdate(tensors=tensors, base_version=self._version, samples=self.samples,
-                           clip_norm=p.clip_norm, noise_multiplier=p.noise_multiplier)  # fmt: skip
-
-    def apply_average(
-        self,
-        avg_delta: Mapping[str, np.ndarray],
-        *,
-        new_version: int,
-        contributors: Sequence[str],
-        now: float,
-    ) -> MergeRecord:
-        """Move the base by an averaged delta; the policy becomes the new base. Raises ValueError."""
-        if new_version <= self._version:
-            raise ValueError(f"new_version {new_version} must exceed the current version {self._version}")
-        checked = check_tensors(self._params, avg_delta, allowed=self._trainable, exact=True, what="average")
-        before = self.heldout_loss()
-        with torch.no_grad():
-            for name, value in checked.items():
-                self._base[name] += value
-                self._params[name].copy_(self._base[name])
-        self._changes += 1
-        old, self._version = self._version, new_version
-        rec = MergeRecord(version=new_version, base_version=old, contributors=tuple(contributors),
-                          at=float(now), loss_before=before, loss_after=self.heldout_loss())  # fmt: skip
-        self._history.record(rec)
-        return rec
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -6,6 +6,7 @@ Files::
     privacy.py   update clipping, Gaussian noise, the RDP accountant       numpy
     history.py   the bounded model version registry (merge records)        no torch
     model.py     K MLP experts under a softmax gate                        torch
+    shared.py    weights shared as (DP) deltas and merged averages          torch
     learner.py   ExpertLearner: FedProx training, frozen layers, DP deltas  torch
 
 Importing this package never imports torch: the torch-backed names
@@ -24,8 +25,9 @@ from .history import MergeRecord, VersionHistory
 from .privacy import PrivacyConfig, RDPAccountant
 
 if TYPE_CHECKING:
-    from .learner import DeltaUpdate, ExpertConfig, ExpertInsight, ExpertLearner, RoundReport
+    from .learner import ExpertConfig, ExpertInsight, ExpertLearner, RoundReport
     from .model import MixtureOfExperts
+    from .shared import DeltaUpdate
 
 __all__ = [
     "DOMAINS",
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "DeltaUpdate": "learner",
+    "DeltaUpdate": "shared",
     "ExpertConfig": "learner",
     "ExpertInsight": "learner",
     "ExpertLearner": "learner",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ import torch
 from metamesh.errors import ConfigError
 
 from .data import NodeData
-from .history import MergeRecord, VersionHistory
+from .history import VersionHistory
 from .model import (
     MixtureOfExperts,
     check_tensors,
@@ -41,7 +41,8 @@ from .model import (
     momentum_state,
     parse_momentum_state,
 )
-from .privacy import PrivacyConfig, RDPAccountant, add_noise, clip_update
+from .privacy import PrivacyConfig, RDPAccountant
+from .shared import DeltaUpdate, SharedWeights
 
 __all__ = ["DeltaUpdate", "ExpertConfig", "ExpertInsight", "ExpertLearner", "RoundReport"]
 
@@ -128,22 +129,6 @@ class ExpertInsight:
     metrics: Mapping[str, float]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeltaUpdate:
-    """A shareable weight update: trainable tensors only, ``current - base``.
-
-    ``tensors`` are float32 and C-contiguous. With privacy on, the update
-    was clipped to global L2 norm ``clip_norm`` and noised with std
-    ``noise_multiplier * clip_norm``; otherwise both are None.
-    """
-
-    tensors: Mapping[str, np.ndarray]
-    base_version: int
-    samples: int
-    clip_norm: float | None = None
-    noise_multiplier: float | None = None
-
-
 def _check_data(data: NodeData) -> None:
     x, y, xt, yt = data.x_train, data.y_train, data.x_test, data.y_test
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1 or y.shape != (x.shape[0],):
@@ -156,7 +141,7 @@ def _check_data(data: NodeData) -> None:
         raise ConfigError("data must hold finite numbers")
 
 
-class ExpertLearner:
+class ExpertLearner(SharedWeights):
     """A mixture of experts trained on one node's data; see the module docstring for the cycle."""
 
     def __init__(self, data: NodeData, config: ExpertConfig | None = None) -> None:
@@ -192,11 +177,6 @@ class ExpertLearner:
     # ------------------------------------------------------------------ properties
 
     @property
-    def version(self) -> int:
-        """The version of the base: the last merged (or adopted) model."""
-        return self._version
-
-    @property
     def rounds(self) -> int:
         """How many training rounds this learner ran."""
         return self._rounds
@@ -212,19 +192,8 @@ class ExpertLearner:
         return len(self._x)
 
     @property
-    def trainable(self) -> tuple[str, ...]:
-        """Names of the parameters that are trained and shared."""
-        return self._trainable
-
-    @property
-    def history(self) -> VersionHistory:
-        """The merge records (the learner's own object; do not modify)."""
-        return self._history
-
-    def epsilon(self) -> float:
-        """Epsilon spent so far at the configured delta; 0.0 with privacy off or before any delta."""
-        p = self.config.privacy
-        return 0.0 if p is None else self._accountant.epsilon(p.delta)
+    def privacy(self) -> PrivacyConfig | None:
+        return self.config.privacy
 
     # ------------------------------------------------------------------ training
 
@@ -356,87 +325,8 @@ class ExpertLearner:
         """Domain → share of this node's data (1.0 for its one domain with synthetic data)."""
         return self.data.affinity()
 
-    # ------------------------------------------------------------------ sharing
-
-    def delta(self) -> DeltaUpdate:
-        """The trainable weights minus the base, clipped and noised when privacy is on.
-
-        Each call with privacy on is one release and is accounted (epsilon grows).
-        The local model is not changed.
-        """
-        with torch.no_grad():
-            raw = {n: (self._params[n] - self._base[n]).numpy().astype(np.float32) for n in self._trainable}
-        p = self.config.privacy
-        if p is None:
-            tensors = {k: np.ascontiguousarray(v) for k, v in raw.items()}
-            return DeltaUpdate(tensors=tensors, base_version=self._version, samples=len(self._x))
-        clipped, norm = clip_update(raw, p.clip_norm)
-        tensors = add_noise(clipped, p.noise_multiplier * p.clip_norm, self._rng)
-        self._accountant.step(p.noise_multiplier, sample_rate=p.sample_rate)
-        log.debug("delta norm %.4f clipped to %.4f; epsilon now %.3f", norm, p.clip_norm, self.epsilon())
-        return DeltaUpdate(
-            tensors=tensors,
-            base_version=self._version,
-            samples=len(self._x),
-            clip_norm=p.clip_norm,
-            noise_multiplier=p.noise_multiplier,
-        )
-
-    def apply_average(
-        self,
-        avg_delta: Mapping[str, np.ndarray],
-        *,
-        new_version: int,
-        contributors: Sequence[str],
-        now: float,
-    ) -> MergeRecord:
-        """Move the base by the domain's averaged delta; the model becomes the new base.
-
-        ``avg_delta`` must hold exactly the trainable tensors with their
-        shapes; ``new_version`` must exceed the current version. Local
-        training since the last merge is replaced by the average (it was
-        shared through :meth:`delta`). Raises ValueError, changing nothing,
-        on bad names, shapes, non-finite values or version.
-        """
-        if new_version <= self._version:
-            raise ValueError(f"new_version {new_version} must exceed the current version {self._version}")
-        checked = check_tensors(
-            self._params, avg_delta, allowed=self._trainable, exact=True, what="average delta"
-        )
-        before = self.heldout_loss()
-        with torch.no_grad():
-            for name, value in checked.items():
-                self._base[name] += value
-                self._params[name].copy_(self._base[name])
-        old = self._version
-        self._version = new_version
-        rec = MergeRecord(
-            version=new_version,
-            base_version=old,
-            contributors=tuple(contributors),
-            at=float(now),
-            loss_before=before,
-            loss_after=self.heldout_loss(),
-        )
-        self._history.record(rec)
-        log.info(
-            "merged v%d -> v%d from %d contributors: heldout %.4f -> %.4f",
-            old,
-            new_version,
-            len(rec.contributors),
-            rec.loss_before,
-            rec.loss_after,
-        )
-        return rec
-
-    def base_weights(self) -> dict[str, np.ndarray]:
-        """Copies of the trainable parameters as of the last merge (the base deltas are taken against)."""
-        return {n: self._base[n].numpy().astype(np.float32, copy=True) for n in self._trainable}
-
-    def weights(self) -> dict[str, np.ndarray]:
-        """Copies of all current parameters (frozen ones included), float32."""
-        with torch.no_grad():
-            return {n: p.detach().numpy().astype(np.float32, copy=True) for n, p in self._params.items()}
+    # ------------------------------------------------------------------ sharing (delta, apply_average and
+    # weights come from SharedWeights)
 
     def set_weights(
         self, tensors: Mapping[str, np.ndarray], *, version: int | None = None, strict: bool = True
