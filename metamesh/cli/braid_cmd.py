@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             "metamesh experiment braid: the braid learner needs torch: pip install 'metamesh[torch]'\n"
         )
         return exitcodes.CONFIG
-    from metamesh.cli.experiment_cmd import _progress_writer, _run
+    from metamesh.cli.experiment_cmd import _progress_writer, _run, _write_artefacts
     from metamesh.deploy.braid_experiment import (
         ARMS,
         BraidExperiment,
@@ -143,13 +142,6 @@ def run(args: argparse.Namespace) -> int:
         },
     }
     root = experiment.root
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "results.json").write_text(json.dumps(doc, indent=2))
-    plots = write_plots(results, base, goal, root)
-    out.write(f"\nEvent logs:  {root}/<arm>/<node>/events.jsonl\nResults:     {root / 'results.json'}\n")
-    out.write(
-        "".join(f"Plot:        {p}\n" for p in plots)
-        or "Plots:       skipped (pip install 'metamesh[plot]')\n"
-    )
-    out.write(f"Took {time.monotonic() - started:.0f} s.\n")
+    out.write("\n")
+    _write_artefacts(root, doc, write_plots(results, base, goal, root), started)
     return exitcodes.OK

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -56,7 +55,7 @@ def add_parser(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from metamesh.cli.experiment_cmd import _progress_writer, _run
+    from metamesh.cli.experiment_cmd import _progress_writer, _run, _write_artefacts
     from metamesh.deploy.evolve_experiment import ARMS, EvolveExperiment, render_table, write_plots
 
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -99,12 +98,5 @@ def run(args: argparse.Namespace) -> int:
         "drift": None if drift is None else dataclasses.asdict(drift),
     }
     root = experiment.root
-    (root / "results.json").write_text(json.dumps(doc, indent=2))
-    plots = write_plots(results, drift, root)
-    out.write(f"Event logs:  {root}/<arm>/<node>/events.jsonl\nResults:     {root / 'results.json'}\n")
-    out.write(
-        "".join(f"Plot:        {p}\n" for p in plots)
-        or "Plots:       skipped (pip install 'metamesh[plot]')\n"
-    )
-    out.write(f"Took {time.monotonic() - started:.0f} s.\n")
+    _write_artefacts(root, doc, write_plots(results, drift, root), started)
     return exitcodes.OK

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +191,7 @@ def run_experts(args: argparse.Namespace) -> int:
                 f"quarantined all of them\n"
             )
     plot = experiment.root / "loss.png"
-    _write_artefacts(experiment.root, doc, plot, write_plot(results, plot), started)
+    _write_artefacts(experiment.root, doc, [plot] if write_plot(results, plot) else [], started)
     return exitcodes.OK
 
 
@@ -207,14 +207,16 @@ def _run(experiment: Any) -> Any:
         return exitcodes.FAILURE
 
 
-def _write_artefacts(root: Path, doc: dict[str, Any], plot: Path, plotted: bool, started: float) -> None:
-    """Write results.json and say where every artefact of the run is."""
+def _write_artefacts(root: Path, doc: dict[str, Any], plots: Sequence[Path], started: float) -> None:
+    """Write results.json and say where every artefact of the run is (no plots: matplotlib is missing)."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "results.json").write_text(json.dumps(doc, indent=2))
     out = sys.stdout
     out.write(f"Event logs:  {root}/<arm>/<node>/events.jsonl\n")
     out.write(f"Results:     {root / 'results.json'}\n")
     out.write(
-        f"Plot:        {plot}\n" if plotted else "Plot:        skipped (pip install 'metamesh[plot]')\n"
+        "".join(f"Plot:        {p}\n" for p in plots)
+        or "Plot:        skipped (pip install 'metamesh[plot]')\n"
     )
     out.write(f"Took {time.monotonic() - started:.0f} s.\n")
 
@@ -344,5 +346,5 @@ def run(args: argparse.Namespace) -> int:
         for r in results
     }
     plot = experiment.root / "accuracy.png"
-    _write_artefacts(experiment.root, doc, plot, write_plot(results, plot), started)
+    _write_artefacts(experiment.root, doc, [plot] if write_plot(results, plot) else [], started)
     return exitcodes.OK
