@@ -186,10 +186,6 @@ class BraidLearner(SharedWeights):
             raise ValueError(f"a rating is 1 to 5 stars, got {stars}")
         return self.feedback(ident, (stars - 1) / 4)
 
-    def forget(self, ident: int) -> None:
-        """Drop a decision that will not be rated."""
-        self._pending.pop(ident, None)
-
     def feedback(self, ident: int, performance: float) -> float:
         """Learn from decision ``ident``'s performance in [0, 1] (the seed's ``learn_from_feedback``)."""
         p = self._pending.pop(ident)
@@ -350,7 +346,7 @@ class BraidLearner(SharedWeights):
 
     def heldout_loss(self) -> float:
         """1 - the mean reward of greedy decisions on the fixed held-out tasks (every budget)."""
-        key = (self._changes, self._version, len(self.latency._logs[0]))
+        key = (self._changes, self._version, self.latency.observed)
         if self._heldout is None or self._heldout[0] != key:
             self._heldout = (key, 1.0 - self.evaluate(self._eval).reward)
         return self._heldout[1]

@@ -49,6 +49,8 @@ class LatencyEstimates:
         self._logs: list[deque[float]] = [deque(maxlen=window) for _ in pool]
         self._sums = [[0.0, 0.0] for _ in pool]  # running sum and sum of squares of the window
         self._planned: np.ndarray | None = None
+        self.observed = 0
+        """Latencies observed so far: what changes the plans."""
 
     def observe(self, model: int, latency_ms: float) -> None:
         if not (latency_ms > 0 and math.isfinite(latency_ms)):
@@ -63,6 +65,7 @@ class LatencyEstimates:
         sums[0] += x
         sums[1] += x * x
         self._planned = None
+        self.observed += 1
 
     def planned(self) -> np.ndarray:
         if self._planned is None:
