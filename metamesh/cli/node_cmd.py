@@ -93,6 +93,12 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--quarantine-below", type=float, help="let it back below this score (default 2)")
     s.add_argument("--score-half-life", type=float, help="seconds for a peer's score to halve (default 60)")
+    s.add_argument(
+        "--peer-networks",
+        metavar="CIDRS",
+        help="link only to peers advertising addresses in these networks, e.g. 10.0.0.0/8,127.0.0.0/8 "
+        "(default: anywhere)",
+    )
     p.add_argument(
         "--metrics-port",
         type=int,

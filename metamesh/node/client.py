@@ -12,6 +12,7 @@ import zmq.asyncio
 
 from metamesh.errors import ProtocolError, TransportError
 from metamesh.gossip.keys import load_keys
+from metamesh.gossip.resolve import resolve_tcp
 from metamesh.gossip.transport import SocketFactory
 from metamesh.protocol import GLOBAL_DOMAIN, LAN, Body, Envelope, decode, encode
 
@@ -27,6 +28,7 @@ async def ask(
     peer_id: str = "",
 ) -> Envelope:
     """Send one request and return the reply to it. Raises TimeoutError or TransportError."""
+    endpoint = await resolve_tcp(endpoint, timeout)  # a clear error for a name that does not resolve
     ctx = zmq.asyncio.Context()
     keys = load_keys(keys_dir) if keys_dir is not None else None
     factory = SocketFactory(ctx, limits=LAN, keys=keys)

@@ -11,6 +11,7 @@ default, as memberlist does it:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from typing import Any
 
 from metamesh.errors import ConfigError
 from metamesh.protocol import EDGE, LAN, Limits
+from metamesh.protocol.endpoints import split_tcp
 
 __all__ = ["POISONS", "PROFILES", "NodeConfig", "load_config"]
 
@@ -44,6 +46,10 @@ class NodeConfig:
     seeds: tuple[str, ...] = ()
     """ROUTER endpoints of known peers, e.g. ``tcp://192.168.1.20:5556``; on an encrypted
     network prefix the peer's id (``ID@tcp://...``) so its allowlisted key is used."""
+    peer_networks: tuple[str, ...] = ()
+    """Link only to peers whose advertised addresses lie in these networks (CIDR, e.g.
+    ``10.0.0.0/8``); empty: anywhere. Keeps a hostile peer exchange from pointing the node
+    at hosts outside the LAN."""
     domains: tuple[str, ...] = ()
     """Domains joined from the start, besides those the learner's affinity selects."""
     heartbeat_interval: float = 1.0
@@ -190,6 +196,20 @@ class NodeConfig:
             raise ConfigError("max_clock_skew, max_message_age and score_half_life must be > 0")
         if self.replay_window < 1:
             raise ConfigError(f"replay_window must be >= 1, got {self.replay_window}")
+        for seed in self.seeds:
+            try:
+                split_tcp(seed.rpartition("@")[2])
+            except ValueError as exc:
+                raise ConfigError(
+                    f"seed {seed!r}: {exc}; expected tcp://HOST:PORT or ID@tcp://HOST:PORT"
+                ) from None
+        for network in self.peer_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(f"peer network {network!r} is not a network such as 10.0.0.0/8") from None
+        if "://" in self.advertise or "/" in self.advertise:
+            raise ConfigError(f"advertise takes a host name or address, not {self.advertise!r}")
         for port in (self.pub_port, self.router_port, self.beacon_port, max(self.status_port, 0)):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} is out of range")
@@ -238,7 +258,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             raise ValueError(value)
         if name == "poison" and str(value) not in ("", *POISONS):
             raise ValueError(value)
-        if name in ("seeds", "domains", "frozen"):
+        if name in ("seeds", "domains", "frozen", "peer_networks"):
             if isinstance(value, str):
                 return tuple(v.strip() for v in value.split(",") if v.strip())
             return tuple(str(v) for v in value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 import time
@@ -23,13 +24,14 @@ import zmq
 import zmq.asyncio
 
 from metamesh import __version__
-from metamesh.errors import LLMError, ProtocolError, Reason, StateError, TransportError
+from metamesh.errors import ConfigError, LLMError, ProtocolError, Reason, StateError, TransportError
 from metamesh.gossip.beacon import Beacon
 from metamesh.gossip.dedup import ReplayWindow, Verdict
 from metamesh.gossip.hysteresis import DomainMembership
 from metamesh.gossip.keys import load_keys
 from metamesh.gossip.membership import Membership, MembershipConfig, PeerState
 from metamesh.gossip.mesh import MeshConfig
+from metamesh.gossip.resolve import resolve_host, resolve_tcp
 from metamesh.gossip.score import PeerScores, ScoreChange
 from metamesh.gossip.transport import SocketFactory, SocketOptions
 from metamesh.node.config import NodeConfig
@@ -62,6 +64,7 @@ from metamesh.protocol import (
     relay_frames,
     topic_prefix,
 )
+from metamesh.protocol.endpoints import parse_tcp
 
 __all__ = ["Node"]
 
@@ -82,6 +85,8 @@ STATUS_TOPIC = f"{GLOBAL_DOMAIN}/status_request/0".encode()
 #: How long a node waits for the direct copy of a message announced by ``ihave`` before fetching it.
 LAZY_FETCH_DELAY = 0.05
 STOP_TIMEOUT = 5.0
+# Seconds a host name lookup (a seed, --advertise) may take before it counts as failed.
+RESOLVE_TIMEOUT = 5.0
 #: Peers kept in a checkpoint, greeted again after a restart.
 MAX_REMEMBERED_PEERS = 32
 #: Hellos a remembered peer gets before it is given up (it may have left for good).
@@ -141,6 +146,8 @@ class Node:
             )
         )
         self.peers: dict[str, PeerRecord] = {}
+        self._peer_networks = [ipaddress.ip_network(n, strict=False) for n in config.peer_networks]
+        self._refused_peers: set[str] = set()
         self.domains: set[str] = set(config.domains)
         self.domain_membership = DomainMembership(
             enter=config.domain_enter,
@@ -209,6 +216,11 @@ class Node:
     async def start(self) -> None:
         """Bind sockets, restore the checkpoint and start every task; returns when ready."""
         cfg = self.config
+        try:  # before any socket exists: a name peers cannot use stops the start cleanly
+            host = await resolve_host(cfg.advertised_host, RESOLVE_TIMEOUT)
+        except TransportError as exc:
+            self._release()
+            raise ConfigError(f"cannot advertise {cfg.advertised_host!r} to peers: {exc}") from exc
         keys = load_keys(cfg.keys_dir) if cfg.keys_dir is not None else None
         if keys is not None:
             # Every message this node authors is signed; every message it accepts must be.
@@ -228,9 +240,8 @@ class Node:
             self._pub, pub_bound = self._factory.pub(f"tcp://{cfg.host}:{cfg.pub_port}")
             self._router, router_bound = self._factory.router(f"tcp://{cfg.host}:{cfg.router_port}")
         except TransportError:
-            self._factory.stop()
+            self._release()
             raise
-        host = cfg.advertised_host
         self.pub_endpoint = f"tcp://{host}:{pub_bound.rsplit(':', 1)[1]}"
         self.router_endpoint = f"tcp://{host}:{router_bound.rsplit(':', 1)[1]}"
         self._pub_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._pub.underlying)
@@ -274,6 +285,15 @@ class Node:
             self._metrics = MetricsServer(self.status)
             self.metrics_port = await self._metrics.start(cfg.host, max(cfg.status_port, 0))
         log.info("node %s ready: pub %s router %s", self.id, self.pub_endpoint, self.router_endpoint)
+
+    def _release(self) -> None:
+        """Give back what ``__init__`` and a failed ``start`` took: sockets, context, event log."""
+        self._stopped = True
+        if self._factory is not None:
+            self._factory.stop()
+        self.events.close()
+        if self._own_ctx:
+            self.ctx.destroy(linger=0)
 
     def request_stop(self) -> None:
         """Ask the node to stop (safe from a signal handler)."""
@@ -608,7 +628,10 @@ class Node:
     def _observe_peer(
         self, peer_id: str, pub: str, router: str, domains: Sequence[str] | None, now: float
     ) -> None:
-        record = self._learn_peer(PeerAddr(peer_id, pub, router))
+        addr = PeerAddr(peer_id, pub, router)
+        if peer_id != self.id and self._outside_networks(addr):
+            return
+        record = self._learn_peer(addr)
         if record is not None and domains is not None:
             record.domains = tuple(domains)
         transition = self.membership.observe(peer_id, now)
@@ -617,9 +640,22 @@ class Node:
             self.events.write("peer", peer=peer_id, old=_state_name(transition.old), new=transition.new.value)
             log.info("peer %s: %s -> %s", peer_id, _state_name(transition.old), transition.new.value)
 
+    def _outside_networks(self, addr: PeerAddr) -> bool:
+        """Whether a peer advertises an address outside ``peer_networks`` (counted, logged once)."""
+        if not self._peer_networks:
+            return False
+        hosts = [parse_tcp(addr.pub)[0], parse_tcp(addr.router)[0]]
+        if all(any(h in net for net in self._peer_networks) for h in hosts):
+            return False
+        self.counters.dropped["peer_outside_networks"] += 1
+        if len(self._refused_peers) < 4 * self.config.max_peers and addr.id not in self._refused_peers:
+            self._refused_peers.add(addr.id)
+            log.warning("not linking to %s at %s: outside --peer-networks", addr.id, addr.pub)
+        return True
+
     def _learn_peer(self, addr: PeerAddr) -> PeerRecord | None:
         """Remember where a peer is; links to it follow the meshes (``_reconcile``)."""
-        if addr.id == self.id:
+        if addr.id == self.id or self._outside_networks(addr):
             return None
         record = self.peers.get(addr.id)
         if record is not None and record.addr != addr:
@@ -740,10 +776,21 @@ class Node:
         remembered = {f"{a.id}@{a.router}": REMEMBERED_TRIES for a in self._remembered}
         pending += [r for r in remembered if r not in pending]
         snapshot_asked = False
+        unresolved: set[str] = set()
         delay = 0.1
         while pending:
             for seed in list(pending):
-                peer_id, _, endpoint = seed.rpartition("@")
+                peer_id, _, named = seed.rpartition("@")
+                try:
+                    endpoint = await resolve_tcp(named, RESOLVE_TIMEOUT)
+                except TransportError as exc:
+                    if (
+                        seed not in unresolved
+                    ):  # once per seed: it is retried, with backoff, until it resolves
+                        unresolved.add(seed)
+                        log.warning("seed %s: %s; retrying", seed, exc)
+                        self.events.write("seed_unresolved", seed=seed, error=str(exc))
+                    continue
                 try:
                     replies = await self.request(endpoint, self._hello(), timeout=1.0, peer_id=peer_id)
                 except (TimeoutError, TransportError) as exc:

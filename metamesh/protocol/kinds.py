@@ -23,6 +23,7 @@ import numpy as np
 from metamesh.errors import ProtocolError, Reason
 from metamesh.protocol import _fields as f
 from metamesh.protocol.arrays import as_wire_array
+from metamesh.protocol.endpoints import parse_tcp
 from metamesh.protocol.limits import Limits
 
 __all__ = [
@@ -98,8 +99,12 @@ class PeerAddr:
 
 
 def _endpoint(value: Any, key: str) -> str:
-    if type(value) is not str or not 6 <= len(value) <= 256 or "://" not in value:
+    if type(value) is not str or not 6 <= len(value) <= 256:
         raise f.bad(key, value)
+    try:
+        parse_tcp(value)
+    except ValueError:
+        raise f.bad(key, value) from None
     return value
 
 

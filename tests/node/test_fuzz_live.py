@@ -94,7 +94,18 @@ def rss_kb(pid: int) -> int:
 
 
 async def test_a_live_node_survives_a_fuzz_flood_and_keeps_learning(cluster: Cluster, tmp_path: Path) -> None:
-    target = cluster.start("target", "--learner", "prompts", "--pace", "0.02", "--eval-every", "0")
+    # Mutated hellos advertise mutated addresses (127.0.0.1 -> 167.0.0.1): loopback only, here.
+    target = cluster.start(
+        "target",
+        "--learner",
+        "prompts",
+        "--pace",
+        "0.02",
+        "--eval-every",
+        "0",
+        "--peer-networks",
+        "127.0.0.0/8",
+    )
     assert target.proc is not None
 
     async def status() -> dict[str, Any]:
@@ -159,6 +170,8 @@ async def test_a_live_node_survives_a_fuzz_flood_and_keeps_learning(cluster: Clu
                 assert time.monotonic() < deadline, "the target stopped learning"
                 await asyncio.sleep(0.1)
             assert "fz" in fz.membership.alive() or (await status())["peers"]["fz"]["state"] == "alive"
+            linked = {e["pub"] for e in target.events() if e["event"] == "connect"}
+            assert all(pub.startswith("tcp://127.") for pub in linked), linked
             reasons = after["counters"]["rejected"]
             print(f"fuzzed {TOTAL} frames in {seconds:.1f} s; rejected {rejected}: {reasons}; "
                   f"RSS {rss_before // 1024} -> {rss_after // 1024} MB")  # fmt: skip

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +164,36 @@ def test_learning_across_hosts_survives_a_cut_link_and_the_node_rejoins_and_catc
     )
     for n in nodes:
         assert n.alive()
+
+
+@pytest.mark.timeout(120)
+def test_a_seed_whose_name_never_resolves_does_not_stall_the_node(
+    cluster: Cluster, hosts: list[tuple[str, str, str]]
+) -> None:
+    # h0's resolver is an address on the bridge that nobody answers, so every lookup hangs
+    # for the resolver's full timeout, as on a host whose DNS server is down.
+    ns0, addr0, _ = hosts[0]
+    resolv = Path("/etc/netns") / ns0 / "resolv.conf"
+    resolv.parent.mkdir(parents=True, exist_ok=True)
+    resolv.write_text(f"nameserver {SUBNET}.250\noptions timeout:3 attempts:2\n")
+    try:
+        h0 = cluster.start(
+            "h0",
+            *("--host", "0.0.0.0", "--advertise", addr0),
+            *("--seed", "tcp://seed.metamesh.invalid:7000"),
+            prefix=("ip", "netns", "exec", ns0),
+        )
+        # The node keeps answering promptly while the seed's name is being looked up (and
+        # retried): before lookups moved off ZeroMQ's I/O thread, each one froze every socket.
+        slow = []
+        for _ in range(20):  # bounded: 20 status requests over at least 10 s
+            started = time.monotonic()
+            report = h0.status(timeout=2.0)
+            slow += [] if report is not None and time.monotonic() - started < 1.0 else [1]
+            time.sleep(0.5)  # spacing between probes, not synchronisation
+        assert not slow, f"{len(slow)} of 20 status requests took over 1 s or went unanswered"
+        lookups = [e for e in h0.events() if e["event"] == "seed_unresolved"]
+        assert lookups, "the seed's failed lookups were not recorded"
+        assert h0.alive()
+    finally:
+        shutil.rmtree(resolv.parent, ignore_errors=True)

@@ -35,7 +35,11 @@ SEEDS: list[list[bytes]] = [
             4,
             GLOBAL_DOMAIN,
             Heartbeat(
-                "tcp://1.2.3.4:5", "tcp://1.2.3.4:6", ("a",), (PeerAddr("p", "tcp://h:1", "tcp://h:2"),), 3.0
+                "tcp://1.2.3.4:5",
+                "tcp://1.2.3.4:6",
+                ("a",),
+                (PeerAddr("p", "tcp://10.0.0.7:1", "tcp://10.0.0.7:2"),),
+                3.0,
             ),
             5.0,
         ),

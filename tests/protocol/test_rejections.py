@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from metamesh.errors import ProtocolError, Reason
-from metamesh.protocol import LAN, Delta, Envelope, Insight, QTable, decode, encode
+from metamesh.protocol import GLOBAL_DOMAIN, LAN, Delta, Envelope, Hello, Insight, QTable, decode, encode
 
 
 def _good_insight() -> list[Any]:
@@ -250,3 +250,34 @@ def test_a_known_message_is_skipped_after_its_header_before_its_arrays() -> None
     with pytest.raises(ProtocolError) as info:
         decode(_bad, LAN, skip=known)
     assert info.value.reason is Reason.BAD_FIELD
+
+
+def _good_hello() -> list[Any]:
+    hello = Hello("tcp://10.0.0.2:5555", "tcp://[fd00::2]:5556", ("math",), (), "n")
+    return [bytes(memoryview(f)) for f in encode(Envelope("a", 1, GLOBAL_DOMAIN, hello, 1.0))]
+
+
+def test_advertised_ip_endpoints_pass() -> None:
+    env = decode(_good_hello(), LAN)
+    assert isinstance(env.body, Hello) and env.body.router == "tcp://[fd00::2]:5556"
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "tcp://seed.example.org:5555",  # a name: ZeroMQ would look it up on its I/O thread
+        "tcp://localhost:5555",
+        "tcp://127.0.0.q:1",
+        "tcp://10.0.0.2",  # no port
+        "tcp://10.0.0.2:0",
+        "tcp://10.0.0.2:65536",
+        "tcp://10.0.0.2:+55",
+        "tcp://fd00::2:5555",  # IPv6 without brackets
+        "ipc:///tmp/node.sock",
+        "udp://10.0.0.2:5555",
+        "10.0.0.2:5555",
+    ],
+)
+def test_advertised_endpoints_must_be_tcp_to_an_ip_literal(endpoint: str) -> None:
+    _reject(_with_payload(_good_hello(), pub=endpoint), Reason.BAD_FIELD)
+    _reject(_with_payload(_good_hello(), peers=[["p", "tcp://10.0.0.3:1", endpoint]]), Reason.BAD_FIELD)
