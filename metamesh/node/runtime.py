@@ -644,8 +644,11 @@ class Node:
         """Whether a peer advertises an address outside ``peer_networks`` (counted, logged once)."""
         if not self._peer_networks:
             return False
-        hosts = [parse_tcp(addr.pub)[0], parse_tcp(addr.router)[0]]
-        if all(any(h in net for net in self._peer_networks) for h in hosts):
+        try:
+            hosts = [parse_tcp(addr.pub)[0], parse_tcp(addr.router)[0]]
+        except ValueError:  # not from the wire (which checks it): an address in an older checkpoint
+            hosts = []
+        if hosts and all(any(h in net for net in self._peer_networks) for h in hosts):
             return False
         self.counters.dropped["peer_outside_networks"] += 1
         if len(self._refused_peers) < 4 * self.config.max_peers and addr.id not in self._refused_peers:
@@ -698,7 +701,6 @@ class Node:
         if peer_id not in self._beacons_heard and len(self._beacons_heard) < 4 * self.config.max_peers:
             self._beacons_heard.add(peer_id)
             self.events.write("beacon", peer=peer_id, ip=ip)
-        self._learn_peer(PeerAddr(peer_id, f"tcp://{ip}:{pub_port}", f"tcp://{ip}:{router_port}"))
         self._observe_peer(
             peer_id, f"tcp://{ip}:{pub_port}", f"tcp://{ip}:{router_port}", None, time.monotonic()
         )
