@@ -220,7 +220,10 @@ class Node:
             host = await resolve_host(cfg.advertised_host, RESOLVE_TIMEOUT)
         except TransportError as exc:
             self._release()
-            raise ConfigError(f"cannot advertise {cfg.advertised_host!r} to peers: {exc}") from exc
+            raise ConfigError(
+                f"cannot advertise {cfg.advertised_host!r} to peers: {exc}; "
+                "give --advertise the address peers should reach this node at"
+            ) from exc
         keys = load_keys(cfg.keys_dir) if cfg.keys_dir is not None else None
         if keys is not None:
             # Every message this node authors is signed; every message it accepts must be.
@@ -786,9 +789,8 @@ class Node:
                 try:
                     endpoint = await resolve_tcp(named, RESOLVE_TIMEOUT)
                 except TransportError as exc:
-                    if (
-                        seed not in unresolved
-                    ):  # once per seed: it is retried, with backoff, until it resolves
+                    # Said once per seed; the seed is retried, with backoff, until it resolves.
+                    if seed not in unresolved:
                         unresolved.add(seed)
                         log.warning("seed %s: %s; retrying", seed, exc)
                         self.events.write("seed_unresolved", seed=seed, error=str(exc))

@@ -21,7 +21,8 @@ def split_tcp(endpoint: str) -> tuple[str, int]:
     if scheme != "tcp" or not sep:
         raise ValueError(f"{endpoint!r} is not a tcp:// endpoint")
     host, colon, port_text = rest.rpartition(":")
-    if not colon or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    digits = port_text.isascii() and port_text.isdigit()
+    if not colon or not host or not digits or not 0 < int(port_text) < 65536:
         raise ValueError(f"{endpoint!r} has no port between 1 and 65535")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -272,6 +272,7 @@ def test_advertised_ip_endpoints_pass() -> None:
         "tcp://10.0.0.2:0",
         "tcp://10.0.0.2:65536",
         "tcp://10.0.0.2:+55",
+        "tcp://10.0.0.2:\u0665\u0665",  # digits, but not ASCII ones
         "tcp://fd00::2:5555",  # IPv6 without brackets
         "ipc:///tmp/node.sock",
         "udp://10.0.0.2:5555",
