@@ -64,7 +64,7 @@ from metamesh.protocol import (
     relay_frames,
     topic_prefix,
 )
-from metamesh.protocol.endpoints import parse_tcp
+from metamesh.protocol.endpoints import format_tcp, parse_tcp
 
 __all__ = ["Node"]
 
@@ -245,8 +245,8 @@ class Node:
         except TransportError:
             self._release()
             raise
-        self.pub_endpoint = f"tcp://{host}:{pub_bound.rsplit(':', 1)[1]}"
-        self.router_endpoint = f"tcp://{host}:{router_bound.rsplit(':', 1)[1]}"
+        self.pub_endpoint = format_tcp(host, int(pub_bound.rsplit(":", 1)[1]))
+        self.router_endpoint = format_tcp(host, int(router_bound.rsplit(":", 1)[1]))
         self._pub_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._pub.underlying)
         self._router_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._router.underlying)
         self._sub = self._factory.sub()
