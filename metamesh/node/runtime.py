@@ -645,8 +645,9 @@ class Node:
 
     def _outside_networks(self, addr: PeerAddr) -> bool:
         """Whether a peer advertises an address outside ``peer_networks`` (counted, logged once)."""
-        if not self._peer_networks:
-            return False
+        known = self.peers.get(addr.id)
+        if not self._peer_networks or (known is not None and known.addr == addr):
+            return False  # no networks given, or an address already let in
         try:
             hosts = [parse_tcp(addr.pub)[0], parse_tcp(addr.router)[0]]
         except ValueError:  # not from the wire (which checks it): an address in an older checkpoint
