@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from metamesh.deploy.experiment import pyplot, save_figure, wait_until_done
-from metamesh.deploy.experts_experiment import free_tcp_port
 from metamesh.deploy.local import LocalNode, stop_all
+from metamesh.deploy.ports import free_tcp_port
 from metamesh.node.braid.evaluate import Reward, Summary, best_single, heldout, random_policy, summarise
 from metamesh.node.braid.evaluate import uniform_ensemble as uniform_policy
 from metamesh.node.braid.fusion import SimulatedBackend

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from metamesh.deploy.experiment import (
     wait_until_done,
 )
 from metamesh.deploy.local import LocalNode, stop_all
+from metamesh.deploy.ports import free_tcp_port
 
 __all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "collect", "render_table", "write_plot"]
 
@@ -247,13 +247,6 @@ def collect(node: str, events: Sequence[dict[str, Any]], result: ExpertsArm) -> 
     if "epsilon" in done:
         result.epsilon = float(done["epsilon"])
     return True
-
-
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    """A port free on ``host`` right now (the kernel's pick); another process could take it first."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def render_table(results: Sequence[ExpertsArm], domains: Sequence[str] = DOMAINS) -> str:
