@@ -32,6 +32,7 @@ from metamesh.node.experts.learner import ExpertInsight, RoundReport
 from metamesh.node.experts.model import check_tensors
 from metamesh.node.experts.privacy import PrivacyConfig, RDPAccountant
 from metamesh.node.experts.shared import SharedWeights
+from metamesh.node.optim import Adam
 
 from .evaluate import Reward, Summary, summarise
 from .explain import Explanation, explain
@@ -111,7 +112,7 @@ class BraidLearner(SharedWeights):
         self._params = dict(self.policy.named_parameters())
         self._trainable = tuple(self._params)
         self._base = {n: p.detach().clone() for n, p in self._params.items()}
-        self._optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        self._optimizer = Adam(self.policy.parameters(), lr=cfg.lr)
         self._rng = np.random.default_rng([cfg.seed, 0])
         self._pick = sampler(self._rng)
         self.latency = LatencyEstimates(self.pool)
@@ -232,7 +233,7 @@ class BraidLearner(SharedWeights):
             self._recent.append((p.task.type, batch[-1][1], outcome.quality, outcome.cost))
             self._tasks += 1
         if batch and epochs > 0:
-            optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+            optimizer = Adam(self.policy.parameters(), lr=lr)
             for _ in range(
                 epochs
             ):  # raw advantages against the learned baseline: a handful cannot be normalised
@@ -443,7 +444,7 @@ class BraidLearner(SharedWeights):
                 self._params[name].copy_(value)
         self._base = base
         self._changes += 1
-        self._optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        self._optimizer = Adam(self.policy.parameters(), lr=lr)
         self._accountant, self._history = accountant, history
         self._version, self._rounds, self._tasks = version, rounds, tasks
         self._rng = np.random.default_rng([self.config.seed, rounds])

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from metamesh.errors import ConfigError
+from metamesh.node.optim import SGD
 
 from .data import NodeData
 from .history import VersionHistory
@@ -252,14 +253,13 @@ class ExpertLearner(SharedWeights):
             diffs = torch._foreach_sub([p.detach() for p in params], [self._base[n] for n in self._trainable])
             torch._foreach_add_(grads, diffs, alpha=self.config.fedprox_mu)
 
-    def _new_optimizer(self) -> torch.optim.Optimizer:
+    def _new_optimizer(self) -> SGD:
         groups: dict[str, list[torch.nn.Parameter]] = {}
         for name in self._trainable:
             groups.setdefault(expert_of(name), []).append(self._params[name])
-        return torch.optim.SGD(
+        return SGD(
             [{"params": ps, "lr": self._lrs[g], "name": g} for g, ps in groups.items()],
             momentum=self.config.momentum,
-            foreach=True,
         )
 
     def learning_rates(self) -> dict[str, float]:

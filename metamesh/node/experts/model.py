@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from metamesh.node.optim import SGD
+
 __all__ = [
     "Expert",
     "MixtureOfExperts",
@@ -143,7 +145,7 @@ def check_tensors(
 
 
 def momentum_state(
-    optimizer: torch.optim.Optimizer, params: Mapping[str, torch.Tensor], names: Sequence[str]
+    optimizer: SGD, params: Mapping[str, torch.Tensor], names: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """SGD's momentum buffers as plain data: ``{name: array}`` for parameters that have one."""
     out: dict[str, np.ndarray] = {}
