@@ -4,8 +4,14 @@ A node keeps between ``d_lo`` and ``d_hi`` mesh peers per domain, aiming at
 ``d``: below ``d_lo`` it grafts eligible peers up to ``d``; above ``d_hi`` it
 prunes back to ``d``; in between it does nothing (a band, so the mesh does not
 churn). A pruned peer is not grafted again before its backoff ends. Only the
-candidates given (alive peers of the domain) are eligible; members that stop
-being candidates are dropped. Pure: time and randomness are passed in.
+candidates given (alive peers of the domain) are eligible for a graft; members
+are dropped only once they are not even among those to ``keep`` (alive or
+suspect: a peer merely late with its heartbeats keeps its link, which is what
+would carry the heartbeat that clears it). Peers named ``preferred`` (those
+that have answered this node) are grafted first and pruned last, as
+gossipsub's scores favour peers that behave: otherwise names from forged
+messages, at addresses nobody serves, could take a mesh's every slot. Pure:
+time and randomness are passed in.
 """
 
 from __future__ import annotations
@@ -51,18 +57,28 @@ class Mesh:
             return False
         return True
 
-    def heartbeat(self, now: float, candidates: Collection[str], rng: random.Random) -> MeshActions:
+    def heartbeat(
+        self,
+        now: float,
+        candidates: Collection[str],
+        rng: random.Random,
+        keep: Collection[str] | None = None,
+        preferred: Collection[str] = (),
+    ) -> MeshActions:
+        """Graft from ``candidates``; drop members not in ``keep`` (default: the candidates)."""
         cfg = self.config
-        dropped = sorted(self.members - set(candidates))
+        dropped = sorted(self.members - set(candidates if keep is None else keep))
         self.members -= set(dropped)
         graft: list[str] = []
         prune: list[str] = []
+        first = set(preferred)
         if len(self.members) < cfg.d_lo:
             eligible = sorted(p for p in candidates if p not in self.members and not self.in_backoff(p, now))
-            graft = rng.sample(eligible, min(cfg.d - len(self.members), len(eligible)))
+            graft = _pick(eligible, cfg.d - len(self.members), first, rng)
             self.members.update(graft)
         elif len(self.members) > cfg.d_hi:
-            prune = rng.sample(sorted(self.members), len(self.members) - cfg.d)
+            others = set(self.members) - first  # pruned first
+            prune = _pick(sorted(self.members), len(self.members) - cfg.d, others, rng)
             for p in prune:
                 self.members.discard(p)
                 self._backoff[p] = now + cfg.prune_backoff
@@ -77,6 +93,18 @@ class Mesh:
         self.members.add(peer)
         return True
 
+    def back_off(self, peer: str, now: float, backoff: float) -> None:
+        """Leave ``peer`` out, and do not graft it again for ``backoff`` seconds (it did not answer)."""
+        self.on_prune(peer, now, backoff)
+
     def on_prune(self, peer: str, now: float, backoff: float) -> None:
         self.members.discard(peer)
         self._backoff[peer] = now + max(backoff, 0.0)
+
+
+def _pick(pool: list[str], n: int, first: set[str], rng: random.Random) -> list[str]:
+    """``n`` of ``pool`` at random, those in ``first`` before any other."""
+    ahead = [p for p in pool if p in first]
+    rest = [p for p in pool if p not in first]
+    out = rng.sample(ahead, min(n, len(ahead)))
+    return out + rng.sample(rest, min(n - len(out), len(rest)))

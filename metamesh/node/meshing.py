@@ -7,7 +7,7 @@ keeps the meshes and says whom to graft and prune. No sockets here.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from metamesh.gossip.mesh import Mesh, MeshConfig
 
@@ -28,11 +28,19 @@ class Meshes:
         return sorted(mesh.members) if mesh is not None else []
 
     def tick(
-        self, now: float, candidates: Mapping[str, Sequence[str]], rng: random.Random
+        self,
+        now: float,
+        candidates: Mapping[str, Sequence[str]],
+        rng: random.Random,
+        keep: Mapping[str, Sequence[str]] | None = None,
+        preferred: Collection[str] = (),
     ) -> list[tuple[str, list[str], list[str]]]:
+        """Grafts and prunes per domain: grafts from ``candidates`` (``preferred`` first), members
+        kept while in ``keep``."""
         out = []
         for domain, mesh in self._meshes.items():
-            actions = mesh.heartbeat(now, candidates.get(domain, ()), rng)
+            kept = None if keep is None else keep.get(domain, ())
+            actions = mesh.heartbeat(now, candidates.get(domain, ()), rng, kept, preferred)
             if actions.graft or actions.prune:
                 out.append((domain, actions.graft, actions.prune))
         return out
@@ -46,10 +54,11 @@ class Meshes:
         if mesh is not None:
             mesh.on_prune(peer, now, backoff)
 
-    def drop(self, domain: str, peer: str) -> None:
+    def drop(self, domain: str, peer: str, now: float, backoff: float) -> None:
+        """A graft that went unanswered: out of the mesh, and not asked again for ``backoff`` s."""
         mesh = self._meshes.get(domain)
         if mesh is not None:
-            mesh.members.discard(peer)
+            mesh.back_off(peer, now, backoff)
 
     def forget(self, peer: str) -> None:
         for mesh in self._meshes.values():

@@ -39,7 +39,7 @@ from metamesh.node.counters import Counters
 from metamesh.node.learner import Learner
 from metamesh.node.meshing import Meshes
 from metamesh.node.metrics import MetricsServer
-from metamesh.node.state import NodeDir
+from metamesh.node.state import NodeDir, encode_checkpoint
 from metamesh.protocol import (
     GLOBAL_DOMAIN,
     Body,
@@ -105,6 +105,8 @@ class PeerRecord:
     domains: tuple[str, ...] = ()
     connected: bool = False
     hello_sent: bool = False
+    answered: bool = False
+    """It has answered a request at its advertised ROUTER: an address someone serves."""
 
 
 @dataclass(slots=True)
@@ -200,6 +202,7 @@ class Node:
         self.events = self.dir.events()
         self._seq = self.dir.sequence()
         self._checkpoint_failed = False
+        self._checkpoint_generation = 0
         self._last_checkpoint_event = 0.0
         self.restored = False
         self._remembered: list[PeerAddr] = []
@@ -368,21 +371,50 @@ class Node:
             self.learner.load_state(learner_state)
         log.info("node %s restored its checkpoint", self.id)
 
-    def checkpoint(self, *, record: bool = False) -> bool:
-        """Write a checkpoint now. On a full disk or unwritable directory, log and keep running."""
+    def _checkpoint_data(self) -> tuple[int, bytes]:
+        """The node's state now, encoded, with its generation (newer states have higher ones)."""
         state: dict[str, Any] = {"node": self.id, "saved_at": time.time(), "seq": self._seq.peek}
         alive = self.membership.alive()
         state["peers"] = [self.peers[p].addr.pack() for p in alive if p in self.peers][:MAX_REMEMBERED_PEERS]
         if self.learner is not None:
             state["learner"] = self.learner.state()
+        self._checkpoint_generation += 1
+        return self._checkpoint_generation, encode_checkpoint(state)
+
+    def checkpoint(self, *, record: bool = False) -> bool:
+        """Write a checkpoint now, waiting for the disk (at stop). On a full disk or unwritable
+        directory, log and keep running."""
+        generation, data = self._checkpoint_data()
         try:
-            size = self.dir.save_checkpoint(state)
+            size = self.dir.write_checkpoint(data, generation)
         except StateError as exc:
-            if not self._checkpoint_failed:
-                log.error("checkpoint failed (%s); the node keeps running in memory", exc)
-                self.events.write("checkpoint_failed", error=str(exc))
-            self._checkpoint_failed = True
-            return False
+            return self._checkpoint_failure(exc)
+        return self._checkpoint_success(size, record)
+
+    async def checkpoint_async(self) -> bool:
+        """:meth:`checkpoint`, with the write and its fsyncs in a worker thread.
+
+        The state is taken here, in the event loop, so it is consistent; only the disk is
+        waited on elsewhere. A disk that takes seconds to sync (a busy SD card, a shared
+        volume) must not hold up heartbeats and messages for as long.
+        """
+        generation, data = self._checkpoint_data()
+        try:
+            size = await asyncio.to_thread(self.dir.write_checkpoint, data, generation)
+        except StateError as exc:
+            return self._checkpoint_failure(exc)
+        return self._checkpoint_success(size, False)
+
+    def _checkpoint_failure(self, exc: StateError) -> bool:
+        if not self._checkpoint_failed:
+            log.error("checkpoint failed (%s); the node keeps running in memory", exc)
+            self.events.write("checkpoint_failed", error=str(exc))
+        self._checkpoint_failed = True
+        return False
+
+    def _checkpoint_success(self, size: int | None, record: bool) -> bool:
+        if size is None:  # a newer checkpoint got to the disk first
+            return True
         self._checkpoint_failed = False
         now = time.monotonic()
         if record or now - self._last_checkpoint_event >= 1.0:  # logged at most once a second
@@ -393,7 +425,7 @@ class Node:
 
     async def _checkpoint_loop(self) -> None:
         while True:
-            self.checkpoint()
+            await self.checkpoint_async()
             await asyncio.sleep(self.config.checkpoint_interval)
 
     # -- sending ---------------------------------------------------------------
@@ -720,6 +752,7 @@ class Node:
             return
         with contextlib.suppress(zmq.ZMQError):
             self._sub.disconnect(record.addr.pub)
+        log.debug("unlinked from %s at %s", peer_id, record.addr.pub)
         record.connected = False
         record.hello_sent = False
 
@@ -745,9 +778,12 @@ class Node:
                 for env in await self.request(record.addr.router, self._hello(), timeout=2.0):
                     self._dispatch(env)
             [reply] = await self.request(record.addr.router, Graft(), timeout=2.0, domain=domain)
+            record.answered = True
         except (TimeoutError, TransportError, ValueError) as exc:
             log.debug("graft %s in %s failed: %s", peer_id, domain, exc)
-            self.meshes.drop(domain, peer_id)
+            # Backed off like a prune: a peer that never answers (an address nobody serves, say)
+            # must not keep a mesh slot, nor the next one, from peers that do.
+            self.meshes.drop(domain, peer_id, time.monotonic(), self.meshes.config.prune_backoff)
             self._reconcile()
             return
         if isinstance(reply.body, Prune):
@@ -762,10 +798,18 @@ class Node:
                 await self.request(record.addr.router, body, timeout=2.0, domain=domain, expect_reply=False)
 
     def _mesh_tick(self, now: float) -> None:
-        alive = [p for p in self.membership.alive() if p in self.peers]
-        by_domain = {d: [p for p in alive if d in self.peers[p].domains] for d in self.domains}
-        by_domain[GLOBAL_DOMAIN] = alive
-        for domain, graft, prune in self.meshes.tick(now, by_domain, self._rng):
+        states = self.membership.snapshot()
+        alive = [p for p, s in states.items() if s is PeerState.ALIVE and p in self.peers]
+        present = [p for p, s in states.items() if s is not PeerState.DEAD and p in self.peers]
+
+        def per_domain(peers: list[str]) -> dict[str, list[str]]:
+            out = {d: [p for p in peers if d in self.peers[p].domains] for d in self.domains}
+            out[GLOBAL_DOMAIN] = peers
+            return out
+
+        answered = [p for p in present if self.peers[p].answered]
+        actions = self.meshes.tick(now, per_domain(alive), self._rng, per_domain(present), answered)
+        for domain, graft, prune in actions:
             for peer_id in graft:
                 self._spawn(self._graft(peer_id, domain), "graft")
             for peer_id in prune:
@@ -808,6 +852,9 @@ class Node:
                 pending.remove(seed)
                 for env in replies:
                     self._dispatch(env)
+                    record = self.peers.get(env.sender)
+                    if record is not None and record.addr.router == endpoint:
+                        record.answered = True
                 if not snapshot_asked:  # the first to answer, seed or remembered peer: a seed may be gone
                     snapshot_asked = True
                     self._spawn(self._fetch_snapshot(endpoint), "snapshot")
@@ -852,11 +899,14 @@ class Node:
     def _probe_silent(self, now: float) -> None:
         """Ask suspect and dead peers directly whether they are back.
 
-        Their SUB links are gone (they left every mesh), so no heartbeat of theirs
-        would reach us when a cut link heals: without a probe both sides would
+        A dead peer's SUB links are gone (it left every mesh), so no heartbeat of
+        its would reach us when a cut link heals: without a probe both sides would
         stay apart. A probe is ``rejoin_heartbeats`` hellos in a row, so the
         membership hysteresis holds. A peer dead for ``GIVE_UP_AFTER`` periods
         is forgotten; peer exchange, beacons or seeds bring it back if it returns.
+        Peers that have answered us before are probed first: peers named in
+        forged or mangled messages, at addresses nobody serves, must not take
+        every probe slot from a real peer that is only cut off.
         """
         cfg = self.config
         if now - self._last_probe_round < cfg.suspect_after:
@@ -864,6 +914,7 @@ class Node:
         self._last_probe_round = now
         absent = self.membership.absent(now)
         self._rng.shuffle(absent)
+        absent.sort(key=lambda item: not (item[0] in self.peers and self.peers[item[0]].answered))
         for peer_id, since in absent:
             if since > GIVE_UP_AFTER * cfg.dead_after and self.membership.state(peer_id) is PeerState.DEAD:
                 self.membership.forget(peer_id)
@@ -889,6 +940,7 @@ class Node:
                     timeout=self.config.heartbeat_interval * 2,
                     peer_id=peer_id,
                 )
+                record.answered = True
                 for env in replies:
                     self._dispatch(env)
                 if self.membership.state(peer_id) is PeerState.ALIVE:
@@ -1066,7 +1118,7 @@ class Node:
             shares = self.learner.share()
             if shares:
                 # Persist before publishing: what a peer has seen survives a kill -9.
-                self.checkpoint()
+                await self.checkpoint_async()
             for domain, body in shares:
                 self.publish(domain, body)
             if drain is not None:

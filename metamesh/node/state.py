@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,11 @@ def _ext_hook(code: int, data: bytes) -> Any:
 def pack_state(state: Any) -> bytes:
     """Serialise plain data with numpy arrays (checkpoints only; never on the wire)."""
     return msgpack.packb(state, default=_default, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def encode_checkpoint(state: dict[str, Any]) -> bytes:
+    """A checkpoint's bytes: taken where the state lives, so the write can happen elsewhere."""
+    return _CHECKPOINT_MAGIC + pack_state(state)
 
 
 def unpack_state(data: bytes) -> Any:
@@ -185,6 +191,9 @@ class NodeDir:
             raise StateError(f"cannot create node directory {path}: {exc.strerror or exc}") from exc
         if not os.access(path, os.W_OK):
             raise StateError(f"node directory {path} is not writable")
+        # Checkpoints are written from worker threads too: one at a time, never an older over a newer.
+        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_written = 0
 
     def identity(self, preferred: str = "") -> str:
         """The node's id: read from disk, or created once (``preferred`` or a random one)."""
@@ -206,15 +215,30 @@ class NodeDir:
 
     def save_checkpoint(self, state: dict[str, Any]) -> int:
         """Write a checkpoint atomically, keeping the previous one; returns its size."""
-        data = _CHECKPOINT_MAGIC + pack_state(state)
-        latest = self.path / "checkpoint"
-        if latest.exists():
-            try:
-                os.replace(latest, self.path / "checkpoint.prev")
-            except OSError as exc:
-                raise StateError(f"cannot keep the previous checkpoint: {exc.strerror or exc}") from exc
-        atomic_write(latest, data)
-        return len(data)
+        size = self.write_checkpoint(encode_checkpoint(state))
+        assert size is not None
+        return size
+
+    def write_checkpoint(self, data: bytes, generation: int | None = None) -> int | None:
+        """Write an encoded checkpoint (:func:`encode_checkpoint`); safe from any thread.
+
+        With a ``generation``, a checkpoint older than one already written is skipped
+        (returns None): two writes in flight finish in either order, and the newer
+        state must be the one on disk. Raises StateError.
+        """
+        with self._checkpoint_lock:
+            if generation is not None and generation <= self._checkpoint_written:
+                return None
+            latest = self.path / "checkpoint"
+            if latest.exists():
+                try:
+                    os.replace(latest, self.path / "checkpoint.prev")
+                except OSError as exc:
+                    raise StateError(f"cannot keep the previous checkpoint: {exc.strerror or exc}") from exc
+            atomic_write(latest, data)
+            if generation is not None:
+                self._checkpoint_written = generation
+            return len(data)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The newest whole checkpoint, falling back to the previous one if the latest is torn."""

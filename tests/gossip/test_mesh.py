@@ -50,3 +50,30 @@ def test_members_that_die_are_dropped() -> None:
 def test_bad_config() -> None:
     with pytest.raises(ValueError):
         MeshConfig(d=2, d_lo=3, d_hi=4)
+
+
+def test_a_member_late_with_its_heartbeats_keeps_its_link() -> None:
+    m = Mesh(MeshConfig(d=2, d_lo=1, d_hi=3))
+    m.heartbeat(0.0, ["a", "b"], random.Random(0))
+    actions = m.heartbeat(1.0, ["b"], random.Random(0), keep=["a", "b"])  # a is suspect: kept
+    assert actions.dropped == [] and m.members == {"a", "b"}
+    assert m.heartbeat(2.0, ["b"], random.Random(0), keep=["b"]).dropped == ["a"]  # a is dead
+
+
+def test_peers_that_answered_are_grafted_first_and_pruned_last() -> None:
+    fakes = [f"fake{i}" for i in range(30)]
+    for seed in range(20):
+        m = Mesh(MeshConfig(d=3, d_lo=2, d_hi=4))
+        m.heartbeat(0.0, [*fakes, "real"], random.Random(seed), preferred=["real"])
+        assert "real" in m.members
+        m.members.update(fakes[:5])
+        actions = m.heartbeat(1.0, [*fakes, "real"], random.Random(seed), preferred=["real"])
+        assert "real" not in actions.prune and "real" in m.members
+
+
+def test_a_peer_that_did_not_answer_is_not_grafted_again_before_its_backoff() -> None:
+    m = Mesh(MeshConfig(d=1, d_lo=1, d_hi=2, prune_backoff=5))
+    assert m.heartbeat(0.0, ["x"], random.Random(0)).graft == ["x"]
+    m.back_off("x", 0.5, 5.0)
+    assert m.heartbeat(1.0, ["x"], random.Random(0)).graft == [] and not m.members
+    assert m.heartbeat(6.0, ["x"], random.Random(0)).graft == ["x"]

@@ -30,6 +30,18 @@ def test_a_torn_or_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path:
     assert d.load_checkpoint() is None  # nothing whole: start fresh rather than from garbage
 
 
+def test_a_checkpoint_written_late_never_replaces_a_newer_one(tmp_path: Path) -> None:
+    """Writes run in worker threads and may finish in either order: the newest state stays on disk."""
+    from metamesh.node.state import encode_checkpoint
+
+    d = NodeDir(tmp_path / "n")
+    assert d.write_checkpoint(encode_checkpoint({"v": 2}), generation=2) is not None
+    assert d.write_checkpoint(encode_checkpoint({"v": 1}), generation=1) is None  # older: skipped
+    assert d.load_checkpoint() == {"v": 2}
+    assert d.write_checkpoint(encode_checkpoint({"v": 3}), generation=3) is not None
+    assert d.load_checkpoint() == {"v": 3}
+
+
 def test_the_lease_keeps_numbers_unique_with_a_clock_behind_or_a_disk_that_refuses(tmp_path: Path) -> None:
     path = tmp_path / "seq"
     stopped_clock = 0.0
