@@ -47,7 +47,7 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=sorted(PROFILES), help="named defaults (default: lan)")
     p.add_argument("--home", type=Path, help="node directory: identity, keys, checkpoints, events")
     p.add_argument("--name", help="node id to use when the directory is new")
-    p.add_argument("--host", help="interface to bind (0.0.0.0 for all)")
+    p.add_argument("--host", help="address to bind (0.0.0.0 for every IPv4 interface; IPv6 too: ::1, ::)")
     p.add_argument("--advertise", help="address peers should use to reach this node")
     p.add_argument("--pub-port", type=int, help="PUB port (0 = any free port)")
     p.add_argument("--router-port", type=int, help="ROUTER port (0 = any free port)")

@@ -84,6 +84,7 @@ class SocketFactory:
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes)
         sock.setsockopt(zmq.RECONNECT_IVL, o.reconnect_ivl_ms)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, o.reconnect_ivl_max_ms)
+        sock.setsockopt(zmq.IPV6, 1)  # IPv6 endpoints too; IPv4 ones work as before
         if o.heartbeat_ivl_ms:
             sock.setsockopt(zmq.HEARTBEAT_IVL, o.heartbeat_ivl_ms)
         return sock

@@ -216,7 +216,9 @@ class NodeConfig:
 
     @property
     def advertised_host(self) -> str:
-        return self.advertise or ("127.0.0.1" if self.host in ("0.0.0.0", "*") else self.host)
+        if self.advertise:
+            return self.advertise
+        return {"0.0.0.0": "127.0.0.1", "*": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
 
 
 PROFILE_DELTAS: Mapping[str, Mapping[str, Any]] = {

@@ -243,8 +243,8 @@ class Node:
         )
         self._factory.start()
         try:
-            self._pub, pub_bound = self._factory.pub(f"tcp://{cfg.host}:{cfg.pub_port}")
-            self._router, router_bound = self._factory.router(f"tcp://{cfg.host}:{cfg.router_port}")
+            self._pub, pub_bound = self._factory.pub(format_tcp(cfg.host, cfg.pub_port))
+            self._router, router_bound = self._factory.router(format_tcp(cfg.host, cfg.router_port))
         except TransportError:
             self._release()
             raise

@@ -43,6 +43,32 @@ async def test_a_seed_given_by_name_is_looked_up_and_joined(tmp_path: Path) -> N
                     await asyncio.sleep(0.05)
 
 
+def ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+async def test_nodes_bound_to_an_ipv6_address_find_each_other(tmp_path: Path) -> None:
+    async with Node(config(tmp_path / "a", host="::1")) as a:
+        assert a.router_endpoint.startswith("tcp://[::1]:")  # bracketed, as PROTOCOL.md §4 asks
+        async with Node(config(tmp_path / "b", host="::1", seeds=[a.router_endpoint])) as b:
+
+            def linked(x: Node, y: Node) -> bool:  # x's SUB takes y's PUB, and heartbeats come over it
+                record = x.peers.get(y.id)
+                return record is not None and record.connected and x.counters.received["heartbeat"] > 0
+
+            async with asyncio.timeout(20):
+                while not (linked(a, b) and linked(b, a)):  # noqa: ASYNC110 - state of both nodes, under a deadline
+                    await asyncio.sleep(0.05)
+
+
 async def test_an_advertised_name_that_does_not_resolve_stops_the_start(tmp_path: Path) -> None:
     node = Node(config(tmp_path / "n", advertise="no-such-host.invalid"))
     with pytest.raises(ConfigError, match=r"cannot advertise 'no-such-host\.invalid'"):
