@@ -700,6 +700,7 @@ class Node:
         if record is not None and record.addr != addr:
             self._disconnect(addr.id)
             record.addr = addr
+            record.answered = False  # what answered was the old address
         if record is None:
             if len(self.peers) >= self.config.max_peers * 4:
                 return None
