@@ -93,10 +93,6 @@ class Mesh:
         self.members.add(peer)
         return True
 
-    def back_off(self, peer: str, now: float, backoff: float) -> None:
-        """Leave ``peer`` out, and do not graft it again for ``backoff`` seconds (it did not answer)."""
-        self.on_prune(peer, now, backoff)
-
     def on_prune(self, peer: str, now: float, backoff: float) -> None:
         self.members.discard(peer)
         self._backoff[peer] = now + max(backoff, 0.0)

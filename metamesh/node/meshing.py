@@ -50,15 +50,10 @@ class Meshes:
         return mesh is not None and mesh.on_graft(peer, now)
 
     def pruned(self, domain: str, peer: str, now: float, backoff: float) -> None:
+        """``peer`` out of the domain's mesh, not grafted again for ``backoff`` s (a prune, or no answer)."""
         mesh = self._meshes.get(domain)
         if mesh is not None:
             mesh.on_prune(peer, now, backoff)
-
-    def drop(self, domain: str, peer: str, now: float, backoff: float) -> None:
-        """A graft that went unanswered: out of the mesh, and not asked again for ``backoff`` s."""
-        mesh = self._meshes.get(domain)
-        if mesh is not None:
-            mesh.back_off(peer, now, backoff)
 
     def forget(self, peer: str) -> None:
         for mesh in self._meshes.values():

@@ -46,13 +46,11 @@ class _Optimizer:
     def _step(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
+    def zero_grad(self) -> None:
+        """Drop the gradients (``torch.optim``'s ``set_to_none=True``, its default)."""
         for group in self.param_groups:
             for p in group["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad.zero_()
+                p.grad = None
 
 
 class SGD(_Optimizer):

@@ -784,7 +784,7 @@ class Node:
             log.debug("graft %s in %s failed: %s", peer_id, domain, exc)
             # Backed off like a prune: a peer that never answers (an address nobody serves, say)
             # must not keep a mesh slot, nor the next one, from peers that do.
-            self.meshes.drop(domain, peer_id, time.monotonic(), self.meshes.config.prune_backoff)
+            self.meshes.pruned(domain, peer_id, time.monotonic(), self.meshes.config.prune_backoff)
             self._reconcile()
             return
         if isinstance(reply.body, Prune):

@@ -74,6 +74,6 @@ def test_peers_that_answered_are_grafted_first_and_pruned_last() -> None:
 def test_a_peer_that_did_not_answer_is_not_grafted_again_before_its_backoff() -> None:
     m = Mesh(MeshConfig(d=1, d_lo=1, d_hi=2, prune_backoff=5))
     assert m.heartbeat(0.0, ["x"], random.Random(0)).graft == ["x"]
-    m.back_off("x", 0.5, 5.0)
+    m.on_prune("x", 0.5, 5.0)  # what an unanswered graft does
     assert m.heartbeat(1.0, ["x"], random.Random(0)).graft == [] and not m.members
     assert m.heartbeat(6.0, ["x"], random.Random(0)).graft == ["x"]

@@ -24,7 +24,7 @@ def train(make, seed: int = 0, steps: int = 25) -> list[torch.Tensor]:
     opt = make(ps)
     g = torch.Generator().manual_seed(seed + 1)
     for i in range(steps):
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()  # torch.optim too: set_to_none is its default
         loss = sum(((p - torch.randn(p.shape, generator=g)) ** 2).sum() for p in ps)
         loss.backward()
         if i == 10:

@@ -238,7 +238,7 @@ class BraidLearner(SharedWeights):
                 epochs
             ):  # raw advantages against the learned baseline: a handful cannot be normalised
                 loss = self._loss(batch, normalise=False)
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
         self._changes += 1
@@ -264,7 +264,7 @@ class BraidLearner(SharedWeights):
 
     def _update(self, batch: Sequence[tuple[_Pending, float]]) -> float:
         loss = self._loss(batch)
-        self._optimizer.zero_grad(set_to_none=True)
+        self._optimizer.zero_grad()
         loss.backward()
         self._optimizer.step()
         self._changes += 1

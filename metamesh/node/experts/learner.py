@@ -216,7 +216,7 @@ class ExpertLearner(SharedWeights):
                 idx = order[lo : lo + cfg.batch_size]
                 pred, _ = self.model(self._x[idx])
                 mse = torch.mean((pred - self._y[idx]) ** 2)
-                self._optimizer.zero_grad(set_to_none=True)
+                self._optimizer.zero_grad()
                 mse.backward()
                 if cfg.fedprox_mu > 0:
                     self._add_prox_gradient()
