@@ -153,6 +153,33 @@ def test_apply_average_moves_model_and_base_and_records_history() -> None:
         lrn.apply_average(avg, new_version=3, contributors=[], now=13.0)
 
 
+def test_a_merge_that_overflows_the_model_is_undone() -> None:
+    lrn = learner()
+    lrn.train_round()
+    before = lrn.weights()
+    avg = {n: np.full_like(before[n], 1e30) for n in lrn.trainable}  # finite, but the predictions overflow
+    with pytest.raises(ValueError, match="held-out loss is inf"):
+        lrn.apply_average(avg, new_version=1, contributors=["a"], now=0.0)
+    for name, w in lrn.weights().items():
+        np.testing.assert_array_equal(w, before[name])
+    assert lrn.version == 0 and len(lrn.history) == 0
+    assert any(np.any(t) for t in lrn.delta().tensors.values())  # the local training since the base is kept
+
+
+def test_a_round_that_diverges_is_undone_back_to_the_base() -> None:
+    lrn = learner(lr=1e25)
+    base = lrn.weights()
+    report = lrn.train_round()
+    assert report.diverged and report.skipped_steps > 0
+    assert math.isfinite(report.heldout_loss) and report.heldout_loss == lrn.heldout_loss()
+    for name, w in lrn.weights().items():
+        np.testing.assert_array_equal(w, base[name])
+    lrn.set_learning_rates(dict.fromkeys(lrn.learning_rates(), 0.05))
+    healthy = lrn.train_round()
+    assert not healthy.diverged and healthy.skipped_steps == 0
+    assert healthy.heldout_loss < report.heldout_loss
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [

@@ -148,6 +148,24 @@ def test_an_outlier_offset_is_left_out_of_the_average() -> None:
     assert target.learner.heldout_loss() < 2.0
 
 
+def test_a_merge_that_overflows_the_model_is_undone_and_the_node_goes_on() -> None:
+    """Defences off (no norm bound): plain averaging takes in a finite offset so large that the
+    merged model's predictions overflow. The node refuses that model, counts it, and trains on."""
+    data = make_node_data("medical", 0, n_train=128, n_test=256, seed=0)
+    target = ExpertNodeLearner(ExpertLearner(data, ExpertConfig(seed=0, init_seed=0)),
+                               ExpertNodeConfig(exchange_domain="medical", norm_factor=None))  # fmt: skip
+    asyncio.run(target.step())
+    weights = target.learner.weights()
+    tensors = {n: np.full_like(weights[n], 1e30) for n in target.learner.trainable}
+    huge = Delta(model=MODEL_NAME, tensors=tensors, base_version=0, samples=128)
+    target.merge("n1", "medical", huge)
+    loss = target.learner.heldout_loss()
+    asyncio.run(target.step())
+    assert target.rejected == {"merge_undone": 1} and target.merges == 0
+    assert target.learner.version == 0 and target.learner.heldout_loss() < loss  # it trained on
+    assert "merge_undone" in [name for name, _ in target.drain_events()]
+
+
 def test_frozen_tensors_never_go_on_the_wire() -> None:
     lrn = node(frozen=("gate", "expert0"))
     run([lrn], 2)

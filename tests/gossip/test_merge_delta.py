@@ -141,6 +141,8 @@ def test_norm_bound_and_finite() -> None:
     ok = Update({"w": np.array([1.0, 1.0])}, 1)
     assert finite([nan, ok, inf]) == ([ok], [nan, inf])
     assert np.isnan(sq_norms([nan])[0]) and np.isinf(sq_norms([inf])[0])
+    huge = Update({"w": np.array([3e20, 4e20], dtype=np.float32)}, 1)  # the float32 square overflows
+    assert sq_norms([huge])[0] == pytest.approx(25e40, rel=1e-6) and finite([huge]) == ([huge], [])
     # hand-computed: norms 1, 2, 3, 10 -> median 2.5, bound 7.5 -> 10 rejected
     ups4 = [Update({"w": np.array([x, 0.0])}, 1) for x in (1.0, 2.0, 3.0, 10.0)]
     assert norm_bound(ups4, factor=3.0) == (ups4[:3], ups4[3:])

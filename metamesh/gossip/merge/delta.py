@@ -235,12 +235,21 @@ def krum(updates: Sequence[Update], f: int, m: int = 1) -> dict[str, np.ndarray]
 
 
 def sq_norms(updates: Sequence[Update]) -> np.ndarray:
-    """Squared L2 norm of each update over all its tensors (float64); NaN/inf for non-finite ones."""
+    """Squared L2 norm of each update over all its tensors (float64); NaN/inf for non-finite ones.
+
+    The dot product runs in the tensor's own dtype (fast); where a float32 one
+    overflows although every value is finite, it is taken again in float64, so
+    a huge but finite update is judged by its norm, not as non-finite.
+    """
     out = np.zeros(len(updates))
     for i, u in enumerate(updates):
         for arr in u.tensors.values():
             x = _flat(arr)
-            out[i] += float(np.dot(x, x))
+            with np.errstate(over="ignore", invalid="ignore"):
+                sq = float(np.dot(x, x))
+            if math.isinf(sq) and x.dtype != np.float64 and np.isfinite(x).all():
+                sq = float(np.dot(x.astype(np.float64), x.astype(np.float64)))
+            out[i] += sq
     return out
 
 

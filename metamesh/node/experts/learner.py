@@ -108,6 +108,8 @@ class RoundReport:
     train_loss: float
     heldout_loss: float
     seconds: float
+    skipped_steps: int = 0  # steps whose loss was not finite: no update made
+    diverged: bool = False  # the round left a non-finite held-out loss and was undone
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,19 +205,25 @@ class ExpertLearner(SharedWeights):
 
         The loss is ``MSE + mu/2 * ||w - w_base||²`` over trainable
         parameters, ``w_base`` being the weights at the last merge. CPU-bound;
-        call it from a worker thread.
+        call it from a worker thread. A step whose loss is not finite makes
+        no update, and a round that leaves a non-finite held-out loss is
+        undone back to the base (weights a peer pushed towards overflow
+        must not turn into NaN weights that no later merge can repair).
         """
         cfg = self.config
         start = time.perf_counter()
         self.model.train()
         n = len(self._x)
-        steps, loss_sum, seen = 0, 0.0, 0
+        steps, skipped, loss_sum, seen = 0, 0, 0.0, 0
         for epoch in range(cfg.local_epochs):
             order = torch.from_numpy(self._rng.permutation(n))
             for lo in range(0, n, cfg.batch_size):
                 idx = order[lo : lo + cfg.batch_size]
                 pred, _ = self.model(self._x[idx])
                 mse = torch.mean((pred - self._y[idx]) ** 2)
+                if not torch.isfinite(mse):
+                    skipped += 1
+                    continue
                 self._optimizer.zero_grad()
                 mse.backward()
                 if cfg.fedprox_mu > 0:
@@ -226,15 +234,24 @@ class ExpertLearner(SharedWeights):
                     loss_sum += float(mse.detach()) * len(idx)
                     seen += len(idx)
         self._rounds += 1
+        heldout = self.heldout_loss()
+        diverged = not math.isfinite(heldout)
+        if diverged:
+            self._back_to_base()
+            heldout = self.heldout_loss()
+            log.warning("round %d diverged (%d of %d steps skipped); back to the base", self._rounds,
+                        skipped, steps + skipped)  # fmt: skip
         report = RoundReport(
             round=self._rounds,
             version=self._version,
             epochs=cfg.local_epochs,
             steps=steps,
             samples=n,
-            train_loss=loss_sum / max(seen, 1),
-            heldout_loss=self.heldout_loss(),
+            train_loss=loss_sum / seen if seen else math.nan,
+            heldout_loss=heldout,
             seconds=time.perf_counter() - start,
+            skipped_steps=skipped,
+            diverged=diverged,
         )
         log.debug(
             "round %d: train %.4f heldout %.4f in %.3fs",
@@ -244,6 +261,13 @@ class ExpertLearner(SharedWeights):
             report.seconds,
         )
         return report
+
+    def _back_to_base(self) -> None:
+        """Make the model its base again, with fresh optimizer state (the old momentum led here)."""
+        with torch.no_grad():
+            for name in self._trainable:
+                self._params[name].copy_(self._base[name])
+        self._optimizer = self._new_optimizer()
 
     def _add_prox_gradient(self) -> None:
         """Add the gradient of ``mu/2 * ||w - w_base||²``, i.e. ``mu * (w - w_base)``, in place."""

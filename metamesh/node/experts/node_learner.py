@@ -162,6 +162,8 @@ class ExpertNodeLearner:
             await asyncio.to_thread(self._start_from_meta, *self._meta_init)
         self._meta_init = None
         report = await asyncio.to_thread(self.learner.train_round)
+        if report.diverged:
+            self._events.append(("diverged", {"round": report.round, "skipped_steps": report.skipped_steps}))
         offset = await asyncio.to_thread(self._shared_offset) if self.config.federated else None
         merged_from: list[str] = []
         if self.config.federated and peers:
@@ -386,8 +388,7 @@ class ExpertNodeLearner:
                     offset.blamed = True
                     self._blame.append((names[index - 1], reason.value))
         used = [names[i - 1] for i in result.used if i > 0]
-        self._move_base(result.tensors, used)
-        return used
+        return used if self._move_base(result.tensors, used) else []
 
     def _adopt(self, peers: Mapping[str, _PeerOffset]) -> None:
         names, updates = self._updates(peers)
@@ -403,7 +404,8 @@ class ExpertNodeLearner:
             self._events.append(("adopt_skipped", {"peers": len(updates), "error": str(exc)}))
             return
         used = [names[i] for i in result.used]
-        self._move_base(result.tensors, used)
+        if not self._move_base(result.tensors, used):
+            return
         self._events.append(
             ("adopted", {"from": used, "heldout_loss": round(self.learner.heldout_loss(), 5)})
         )
@@ -415,13 +417,22 @@ class ExpertNodeLearner:
         self._events.append(("meta_init", {"version": version, "loss_before": round(before, 5),
                                            "loss_after": round(after, 5)}))  # fmt: skip
 
-    def _move_base(self, offset: Mapping[str, np.ndarray], contributors: list[str]) -> None:
-        """Make ``w0 + offset`` the learner's new base and model."""
+    def _move_base(self, offset: Mapping[str, np.ndarray], contributors: list[str]) -> bool:
+        """Make ``w0 + offset`` the learner's new base and model; False when the learner refused it
+        (the step overflowed, or the merged model's loss was not finite: defences off, an attack
+        through plain averaging can get there)."""
         base_offset = self._base_offset()
-        step = {n: np.asarray(offset[n] - base_offset[n], dtype=np.float32) for n in self._w0}
-        record = self.learner.apply_average(
-            step, new_version=self.learner.version + 1, contributors=contributors, now=time.time()
-        )
+        with np.errstate(over="ignore", invalid="ignore"):
+            step = {n: np.asarray(offset[n] - base_offset[n], dtype=np.float32) for n in self._w0}
+        try:
+            record = self.learner.apply_average(
+                step, new_version=self.learner.version + 1, contributors=contributors, now=time.time()
+            )
+        except ValueError as exc:
+            self.rejected["merge_undone"] += 1
+            self._events.append(("merge_undone", {"from": contributors, "error": str(exc)}))
+            log.warning("merge from %s undone: %s", ", ".join(contributors), exc)
+            return False
         self.merges += 1
         self._events.append(
             (
@@ -434,6 +445,7 @@ class ExpertNodeLearner:
                 },
             )
         )
+        return True
 
     @staticmethod
     def _insight_body(insight: Any, round_: int) -> Insight:

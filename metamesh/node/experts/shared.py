@@ -11,6 +11,7 @@ update weighs (``samples``), how it scores on held-out data
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -127,7 +128,10 @@ class SharedWeights:
         shapes; ``new_version`` must exceed the current version. Local
         training since the last merge is replaced by the average (it was
         shared through :meth:`delta`). Raises ValueError, changing nothing,
-        on bad names, shapes, non-finite values or version.
+        on bad names, shapes, non-finite values or version, and when the
+        merged model's held-out loss is not finite: finite deltas can still
+        overflow the weights or the predictions, and a node that adopted
+        such a model could never learn its way back.
         """
         if new_version <= self._version:
             raise ValueError(f"new_version {new_version} must exceed the current version {self._version}")
@@ -135,10 +139,18 @@ class SharedWeights:
             self._params, avg_delta, allowed=self._trainable, exact=True, what="average delta"
         )
         before = self.heldout_loss()
+        kept = {n: (self._base[n].clone(), self._params[n].detach().clone()) for n in checked}
         with torch.no_grad():
             for name, value in checked.items():
                 self._base[name] += value
                 self._params[name].copy_(self._base[name])
+        after = self.heldout_loss()
+        if not math.isfinite(after):
+            with torch.no_grad():
+                for name, (base, param) in kept.items():
+                    self._base[name] = base
+                    self._params[name].copy_(param)
+            raise ValueError(f"the merged model's held-out loss is {after}; the merge was undone")
         old = self._version
         self._version = new_version
         rec = MergeRecord(
@@ -147,7 +159,7 @@ class SharedWeights:
             contributors=tuple(contributors),
             at=float(now),
             loss_before=before,
-            loss_after=self.heldout_loss(),
+            loss_after=after,
         )
         self._history.record(rec)
         log.info(
