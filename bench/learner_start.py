@@ -5,8 +5,12 @@ the reference rows are two bare Python processes measured in the same run:
 one that imports torch, and one that also builds a ``torch.optim`` optimizer,
 which imports torch's compiler (``torch._dynamo``); metamesh's learners use
 their own optimizers (``metamesh/node/optim.py``) to avoid that second cost.
+The "forked" rows are how the experiments start their nodes: forked from a
+fork server that imported torch once (``metamesh/deploy/preload.py``); the
+server is started before those rows are timed, as an experiment's first node
+starts it.
 
-Run: ``python bench/learner_start.py`` (``--runs N``, default 5; about 40 s)
+Run: ``python bench/learner_start.py`` (``--runs N``, default 5; about 45 s)
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 from metamesh.deploy.local import LocalNode, stop_all
+from metamesh.deploy.preload import TORCH_NODE_MODULES
 
 REFERENCES = {
     "python -c 'import torch'": "import torch",
@@ -30,9 +35,10 @@ REFERENCES = {
 LEARNERS = {"experts": ["--domain", "economic"], "braid": []}
 
 
-def node_start(home: Path, learner: str) -> float:
+def node_start(home: Path, learner: str, preload: tuple[str, ...] = ()) -> float:
     started = time.monotonic()
-    node = LocalNode(home, ["--profile", "local", "--learner", learner, *LEARNERS[learner]]).launch()
+    args = ["--profile", "local", "--learner", learner, *LEARNERS[learner]]
+    node = LocalNode(home, args, preload=preload).launch()
     try:
         node.wait_ready(120)
         return time.monotonic() - started
@@ -57,6 +63,13 @@ def main() -> None:
             f"node --learner {name}": [node_start(Path(tmp) / f"{name}-{i}", name) for i in range(runs)]
             for name in LEARNERS
         }
+        node_start(Path(tmp) / "warm-up", "experts", TORCH_NODE_MODULES)  # starts the fork server
+        rows.update({
+            f"node --learner {name}, forked": [
+                node_start(Path(tmp) / f"{name}-forked-{i}", name, TORCH_NODE_MODULES) for i in range(runs)
+            ]
+            for name in LEARNERS
+        })  # fmt: skip
     rows.update({label: [process_run(code) for _ in range(runs)] for label, code in REFERENCES.items()})
     reference = statistics.median(rows["python -c 'import torch'"])
     print(f"{'what':<34}{'median':>9}{'min':>8}{'vs import torch':>17}")

@@ -57,9 +57,33 @@ def run_experiment(args: Sequence[str], out: Path, timeout: float = 280) -> tupl
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise
+    # Nodes forked from the fork server do not carry the experiment's arguments in their
+    # command lines, but every process it started is in its process group. The fork server
+    # itself leaves once it sees the experiment gone: give the group a moment.
+    deadline = time.monotonic() + 10.0
+    while (leftover := process_group(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if leftover:
+        os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, stderr[-3000:]
-    assert processes_mentioning(str(out)) == [], "the experiment left node processes running"
+    assert leftover == [], f"the experiment left processes running: {leftover}"
     return stdout, dict(json.loads((out / "results.json").read_text()))
+
+
+def process_group(pgid: int) -> list[int]:
+    """Pids of live processes in process group ``pgid`` (zombies included: not yet reaped)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, pgrp, …
+        if int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return found
 
 
 class NodeProcess(LocalNode):

@@ -29,6 +29,7 @@ from typing import Any
 from metamesh.deploy.experiment import pyplot, save_figure, wait_until_done
 from metamesh.deploy.local import LocalNode, stop_all
 from metamesh.deploy.ports import free_tcp_port
+from metamesh.deploy.preload import TORCH_NODE_MODULES
 from metamesh.node.braid.evaluate import Reward, Summary, best_single, heldout, random_policy, summarise
 from metamesh.node.braid.evaluate import uniform_ensemble as uniform_policy
 from metamesh.node.braid.fusion import SimulatedBackend
@@ -118,7 +119,8 @@ class BraidExperiment:
                 if arm == "federated":
                     args += ["--wait-peers", str(self.nodes - 1)]
                     args += ["--seed", f"tcp://127.0.0.1:{port}"] if i else ["--router-port", str(port)]
-                procs.append(LocalNode(self.root / arm / f"node-{i}", args).launch())
+                home = self.root / arm / f"node-{i}"
+                procs.append(LocalNode(home, args, preload=TORCH_NODE_MODULES).launch())
             for p in procs:
                 p.wait_ready(90.0)
             wait_until_done(procs, arm, self.root / arm, self.timeout, lambda ev: self._report(arm, ev))

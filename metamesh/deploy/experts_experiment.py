@@ -44,6 +44,7 @@ from metamesh.deploy.experiment import (
 )
 from metamesh.deploy.local import LocalNode, stop_all
 from metamesh.deploy.ports import free_tcp_port
+from metamesh.deploy.preload import TORCH_NODE_MODULES
 
 __all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "collect", "render_table", "write_plot"]
 
@@ -173,7 +174,8 @@ class ExpertsExperiment:
                             args += ["--seed", seed]
                         else:
                             args += ["--router-port", str(seed_port)]
-                    procs.append(LocalNode(self.root / arm / f"{domain}-{part}", args).launch())
+                    home = self.root / arm / f"{domain}-{part}"
+                    procs.append(LocalNode(home, args, preload=TORCH_NODE_MODULES).launch())
             homes = [d for d in self.domains for _ in range(self.per_domain)]
             for node, domain in zip(procs, homes, strict=True):
                 node.wait_ready(90.0)

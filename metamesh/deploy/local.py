@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from metamesh.deploy.preload import PreloadedProcess, preload_available
 from metamesh.errors import MetameshError
 
 __all__ = ["LocalNode", "stop_all"]
@@ -29,6 +30,7 @@ class LocalNode:
         detach: bool = False,
         python: str = sys.executable,
         command: str = "node",
+        preload: Sequence[str] = (),
     ) -> None:
         self.command = command
         self.detach = detach
@@ -36,7 +38,8 @@ class LocalNode:
         self.home = home
         self.args = args
         self.prefix = prefix
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.preload = tuple(preload)
+        self.proc: subprocess.Popen[bytes] | PreloadedProcess | None = None
         self.info: dict[str, Any] = {}
 
     @property
@@ -51,24 +54,23 @@ class LocalNode:
         self.home.parent.mkdir(parents=True, exist_ok=True)
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
-        cmd = [
-            *self.prefix,
-            self.python,
-            "-m",
-            "metamesh",
-            "--log-level",
-            "warning",
-            self.command,
-            "--home",
-            str(self.home),
-            "--ready-json",
-            *self.args,
-        ]
+        argv = ["--log-level", "warning", self.command, "--home", str(self.home), "--ready-json", *self.args]
+        if self._forks():
+            title = f"mm-{self.home.name}"
+            self.proc = PreloadedProcess(argv, log=self.log_path, preload=self.preload, title=title)
+            return self
+        cmd = [*self.prefix, self.python, "-m", "metamesh", *argv]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=log, env=os.environ.copy(), start_new_session=self.detach
             )
         return self
+
+    def _forks(self) -> bool:
+        """Fork from the preloaded server: asked for, and the process would be this interpreter's
+        own ``-m metamesh`` (no prefix such as ``ip netns exec``, no other venv, not detached)."""
+        return bool(self.preload) and not self.prefix and not self.detach and self.python == sys.executable \
+            and preload_available()  # fmt: skip
 
     def wait_ready(self, timeout: float = 30.0) -> LocalNode:
         """Read the node's ready line; kill it and raise MetameshError if none comes in time."""
@@ -100,6 +102,8 @@ class LocalNode:
         if self.proc is not None and self.alive():
             self.proc.kill()
             self.proc.wait(10)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def terminate(self) -> None:
         """SIGTERM without waiting: stop several at once, then :meth:`stop` each to reap it."""
