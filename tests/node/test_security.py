@@ -97,9 +97,11 @@ def meshed(nodes: dict[str, Node], names: tuple[str, ...]) -> Callable[[], bool]
 
 
 async def links_up(m: Node, honest: list[Node]) -> None:
-    """Wait until ``m``'s messages reach every honest node (a connected SUB may still be handshaking)."""
+    """Wait until ``m``'s messages reach every honest node straight from ``m`` (a connected SUB may
+    still be handshaking). The probes are published with no hops left: a probe relayed by ``a``
+    would say nothing of the direct link the raw frames below travel on (one CI run failed so)."""
     for _ in range(100):  # bounded: one probe per 0.1 s for at most 10 s
-        env = m.publish(DOMAIN, insight(1.0))
+        env = m.publish(DOMAIN, insight(1.0), hops=0)
         deadline = time.monotonic() + 0.1
         while time.monotonic() < deadline:
             if all(held(n, m.id) >= env.seq for n in honest):
