@@ -45,9 +45,22 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 def run_experiment(args: Sequence[str], out: Path, timeout: float = 280) -> tuple[str, dict[str, Any]]:
-    """Run ``metamesh experiment ARGS --out OUT`` in its own process group (so a hung run is
-    killed with every node it started); returns its stdout and results.json."""
-    cmd = [sys.executable, "-m", "metamesh", "experiment", *args, "--out", str(out)]
+    """Run ``metamesh experiment ARGS --out OUT`` (see :func:`run_own_group`); returns its stdout
+    and results.json."""
+    done = run_own_group(["experiment", *args, "--out", str(out)], timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout, dict(json.loads((out / "results.json").read_text()))
+
+
+def run_own_group(args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m metamesh ARGS`` in its own process group, so a hung run is killed with every
+    process it started, and assert that none of them outlives it.
+
+    Nodes forked from the fork server do not carry the command's arguments in their command
+    lines, but every process it started is in its process group. The fork server itself
+    leaves once it sees the command gone: the group gets a moment.
+    """
+    cmd = [sys.executable, "-m", "metamesh", *args]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -57,17 +70,13 @@ def run_experiment(args: Sequence[str], out: Path, timeout: float = 280) -> tupl
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise
-    # Nodes forked from the fork server do not carry the experiment's arguments in their
-    # command lines, but every process it started is in its process group. The fork server
-    # itself leaves once it sees the experiment gone: give the group a moment.
     deadline = time.monotonic() + 10.0
     while (leftover := process_group(proc.pid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     if leftover:
         os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, stderr[-3000:]
-    assert leftover == [], f"the experiment left processes running: {leftover}"
-    return stdout, dict(json.loads((out / "results.json").read_text()))
+    assert leftover == [], f"metamesh {' '.join(args[:2])} left processes running: {leftover}"
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def process_group(pgid: int) -> list[int]:

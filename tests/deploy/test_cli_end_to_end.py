@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import processes_mentioning, wait_until
+from tests.cluster import processes_mentioning, run_own_group, wait_until
+
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +30,18 @@ def _metamesh(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[s
 
 @pytest.mark.timeout(240)
 def test_demo_shows_federated_above_local_above_random_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """The main job as a user runs it (fewer episodes): with torch installed, the experts run too."""
     out = tmp_path / "demo"
-    result = _metamesh(
-        "demo", "--episodes", "150", "--eval-every", "50", "--out", str(out), "--seed", "1", "--no-experts",
-        timeout=200,
-    )  # fmt: skip
+    result = run_own_group(
+        ["demo", "--episodes", "150", "--eval-every", "50", "--out", str(out), "--seed", "1"], timeout=200
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "federated" in result.stdout and "episodes to 80%" in result.stdout
+    if HAVE_TORCH:
+        experts = json.loads((tmp_path / "demo-experts" / "results.json").read_text())
+        assert "Experts: sharing model weights" in result.stdout
+        assert "held-out loss after one round" in result.stdout  # the experts late joiner
+        assert experts["domain"]["mean"] < experts["local"]["mean"], experts
     doc = json.loads((out / "results.json").read_text())
     assert doc["federated"]["mean"] > doc["local"]["mean"] > doc["random"]["mean"]
     late = doc["federated+c"]["late_joiner"]
