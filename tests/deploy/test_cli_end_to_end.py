@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cluster import processes_mentioning, run_own_group, wait_until
+from tests.cluster import process_group, processes_mentioning, run_own_group, wait_until
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -50,6 +51,38 @@ def test_demo_shows_federated_above_local_above_random_and_leaves_nothing_runnin
     assert report.returncode == 0 and "federated+c" in report.stdout, report.stderr
     assert (out / "accuracy.png").stat().st_size > 10_000
     assert processes_mentioning(str(out)) == []
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not HAVE_TORCH, reason="the experts experiment needs torch")
+def test_ctrl_c_stops_every_process_an_experiment_started(tmp_path: Path) -> None:
+    """SIGINT to the foreground group, as a terminal sends it: the experiment, its fork server
+    and the nodes forked from it all get it; the experiment stops the nodes and says so."""
+    cmd = [sys.executable, "-m", "metamesh", "experiment", "experts", "--rounds", "30"]
+    cmd += ["--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+
+        def nodes() -> list[int]:
+            return [p for p in process_group(proc.pid) if _comm(p).startswith("mm-")]
+
+        wait_until(lambda: len(nodes()) == 12, 60, "the first arm's 12 nodes")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130 and "every node process was stopped" in stderr, stderr[-2000:]
+    wait_until(lambda: not process_group(proc.pid), 10, "the fork server to leave after the experiment")
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 @pytest.mark.timeout(120)
