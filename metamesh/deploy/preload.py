@@ -11,6 +11,11 @@ The fork server is a fresh interpreter that has run nothing but the imports
 makes forking it safe where forking the experiment itself would not be.
 :class:`PreloadedProcess` answers like the :class:`subprocess.Popen` that
 :class:`~metamesh.deploy.local.LocalNode` otherwise holds.
+
+As with multiprocessing's spawn and forkserver methods everywhere, a node
+first imports the launching program's main module when that is a script (not
+``-m metamesh`` or the ``metamesh`` command): a script that starts preloaded
+nodes must keep its top level under ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
