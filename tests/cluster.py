@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -70,13 +71,20 @@ def run_own_group(args: Sequence[str], timeout: float) -> subprocess.CompletedPr
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise
-    deadline = time.monotonic() + 10.0
-    while (leftover := process_group(proc.pid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if leftover:
-        os.killpg(proc.pid, signal.SIGKILL)
-    assert leftover == [], f"metamesh {' '.join(args[:2])} left processes running: {leftover}"
+    reap_group(proc.pid, f"metamesh {' '.join(args[:2])}")
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def reap_group(pgid: int, what: str, timeout: float = 10.0) -> None:
+    """Wait for process group ``pgid`` to empty (a fork server leaves a moment after the process
+    that started it); SIGKILL whatever is still there after ``timeout`` and fail."""
+    try:
+        wait_until(lambda: not process_group(pgid), timeout, f"every process {what} started to leave")
+    except AssertionError:
+        leftover = process_group(pgid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        raise AssertionError(f"{what} left processes running: {leftover}") from None
 
 
 def process_group(pgid: int) -> list[int]:

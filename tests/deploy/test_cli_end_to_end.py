@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import process_group, processes_mentioning, run_own_group, wait_until
+from tests.cluster import process_group, processes_mentioning, reap_group, run_own_group, wait_until
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -74,8 +74,8 @@ def test_ctrl_c_stops_every_process_an_experiment_started(tmp_path: Path) -> Non
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
+        reap_group(proc.pid, "the interrupted experiment")  # the fork server included
     assert proc.returncode == 130 and "every node process was stopped" in stderr, stderr[-2000:]
-    wait_until(lambda: not process_group(proc.pid), 10, "the fork server to leave after the experiment")
 
 
 def _comm(pid: int) -> str:
