@@ -59,6 +59,7 @@ class _HTTPBackend:
         for attempt in range(self._attempts):
             if attempt:
                 await asyncio.sleep(self._backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
+            started = time.perf_counter()
             try:
                 async with self._gate:
                     response = await self._client.request(method, path, json=body, timeout=timeout)
@@ -70,6 +71,16 @@ class _HTTPBackend:
                 last = LLMUnavailable(self._unreachable())
                 last.__cause__ = exc
                 continue
+            # One line per request, at DEBUG: a node on a real model makes dozens a second.
+            log.debug(
+                "%s %s%s: %d in %.0f ms (attempt %d)",
+                method,
+                self.base_url,
+                path,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+                attempt + 1,
+            )
             if response.status_code in _RETRY_STATUS:
                 last = LLMUnavailable(f"{self.what} at {self.base_url} answered {response.status_code}")
                 continue
