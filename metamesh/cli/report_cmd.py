@@ -13,9 +13,9 @@ HELP = "rebuild an experiment's table and plot from the event logs of a run dire
 
 DESCRIPTION = """\
 Read RUNDIR/<arm>/<node>/events.jsonl (what `metamesh demo` and `metamesh
-experiment` write), print the results table and redraw the plot. Works on a run
-that was interrupted: a node that never finished counts with its last
-evaluation.
+experiment` write; with events.1.jsonl, events.2.jsonl, ... once a log was
+rotated), print the results table and redraw the plot. Works on a run that was
+interrupted: a node that never finished counts with its last evaluation.
 
 examples:
   metamesh report metamesh-runs/demo

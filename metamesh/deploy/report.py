@@ -1,6 +1,7 @@
 """Tables and plots from a run directory's event logs, after the fact.
 
-An experiment writes ``RUNDIR/<arm>/<node>/events.jsonl`` for every node; this
+An experiment writes ``RUNDIR/<arm>/<node>/events.jsonl`` for every node
+(with ``events.1.jsonl``, ... once it has been rotated, read oldest first); this
 rebuilds its results from those logs alone, so a run that was interrupted, or
 whose ``results.json`` is gone, can still be reported (a node that never
 finished counts with its last evaluation). Which experiment it was is read
@@ -9,7 +10,6 @@ from the events: prompt learners log ``eval``, experts log ``round``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 from metamesh.deploy import experiment as prompts
 from metamesh.deploy import experts_experiment as experts
 from metamesh.errors import MetameshError
+from metamesh.node import eventfiles
 
 __all__ = ["Report", "build_report"]
 
@@ -39,14 +40,8 @@ class Report:
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    """A node's event log; a line cut short by a crash is skipped."""
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    """A node's event log, rotated files included, oldest first; a line cut short by a crash is skipped."""
+    return eventfiles.read_events(path)
 
 
 def _node_id(home: Path, events: list[dict[str, Any]]) -> str:
@@ -56,7 +51,7 @@ def _node_id(home: Path, events: list[dict[str, Any]]) -> str:
 def _nodes(arm_dir: Path) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
     for home in sorted(arm_dir.iterdir()):
         log = home / "events.jsonl"
-        if home.is_dir() and home.name not in NOT_NODES and log.exists():
+        if home.is_dir() and home.name not in NOT_NODES and eventfiles.log_files(log):
             yield home, read_events(log)
 
 
@@ -68,7 +63,7 @@ def _arm_order(name: str) -> tuple[int, str]:
 
 def _late(arm_dir: Path, metric: str) -> prompts.LateJoiner | None:
     logs = [arm_dir / name / "events.jsonl" for name in ("late-joiner", "late-fresh")]
-    if not all(p.exists() for p in logs):
+    if not all(eventfiles.log_files(p) for p in logs):
         return None
     key, event = ("accuracy", "eval") if metric == "prompts" else ("heldout_loss", "round")
     firsts = []

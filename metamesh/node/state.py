@@ -7,6 +7,7 @@ Layout of a node directory::
     checkpoint          the latest checkpoint (msgpack), replaced atomically
     checkpoint.prev     the one before, kept in case the latest is torn
     events.jsonl        one JSON object per line: what happened, when
+    events.N.jsonl      older lines, rotated by size (higher N older)
 
 Checkpoints are written to a temporary file, fsynced, renamed over the old one,
 and the directory is fsynced, so a ``kill -9`` at any point leaves either the
@@ -31,6 +32,7 @@ import msgpack
 import numpy as np
 
 from metamesh.errors import StateError
+from metamesh.node.eventfiles import DEFAULT_KEEP, DEFAULT_MAX_BYTES, rotate
 
 __all__ = ["EventLog", "NodeDir", "SequenceLease", "pack_state", "unpack_state"]
 
@@ -151,19 +153,44 @@ class SequenceLease:
 
 
 class EventLog:
-    """Append-only JSONL log of what a node did, for reports and post-mortems."""
+    """Append-only JSONL log of what a node did, for reports and post-mortems.
 
-    def __init__(self, path: Path) -> None:
+    Every line is flushed as it is written. A file that would grow past
+    ``max_bytes`` is rotated (``events.jsonl`` to ``events.1.jsonl``, ...;
+    ``keep`` files at most, see :mod:`metamesh.node.eventfiles`); read the
+    whole log back with :func:`metamesh.node.eventfiles.read_events`.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, keep: int = DEFAULT_KEEP) -> None:
         self._path = path
+        self._max_bytes = max_bytes
+        self._keep = max(keep, 1)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the node's life
+        self._size = self._fh.tell()
+        self._lock = threading.Lock()  # a rotation swaps the file under any other writer
         self.failed = False
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        try:
+            rotate(self._path, self._keep)
+        except OSError as exc:
+            log.warning("cannot rotate event log %s (%s); it keeps growing", self._path, exc)
+            self._max_bytes = 1 << 62  # say it once
+        self._fh = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 - as in __init__
+        self._size = self._fh.tell()
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"t": round(time.time(), 6), "event": event, **fields}
+        line = json.dumps(record, default=_json_default, separators=(",", ":")) + "\n"  # ASCII
         try:
-            self._fh.write(json.dumps(record, default=_json_default, separators=(",", ":")) + "\n")
-            self._fh.flush()
-        except OSError as exc:
+            with self._lock:
+                if self._size and self._size + len(line) > self._max_bytes:
+                    self._rotate()
+                self._fh.write(line)
+                self._fh.flush()
+                self._size += len(line)
+        except (OSError, ValueError) as exc:  # ValueError: the file could not be reopened
             if not self.failed:
                 log.error("event log %s is not writable (%s); continuing without it", self._path, exc)
             self.failed = True
