@@ -8,6 +8,7 @@ Every error metamesh raises on purpose is a :class:`MetameshError`::
     ├── ConfigError          a configuration value or file a user must fix
     ├── TransportError       a ZeroMQ socket could not be bound, connected or used
     ├── StateError           a node directory, identity or checkpoint problem
+    │   └── HomeInUse        another running process holds the node's home (its lock)
     └── LLMError             an LLM backend failed
         ├── LLMUnavailable   the server cannot be reached
         ├── ModelNotFound    the server is up but lacks the model
@@ -20,9 +21,11 @@ boundary with ``raise ... from exc`` so callers catch one tree.
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 __all__ = [
     "ConfigError",
+    "HomeInUse",
     "LLMError",
     "LLMResponseError",
     "LLMUnavailable",
@@ -94,6 +97,20 @@ class TransportError(MetameshError):
 
 class StateError(MetameshError):
     """A node directory, identity or checkpoint problem."""
+
+
+class HomeInUse(StateError):
+    """Another running process holds the node's home: two nodes would share one identity.
+
+    ``pid`` is the holder's process id as it wrote it into the lock file, or None if it
+    could not be read. The message is one line, meant to be shown as it is.
+    """
+
+    def __init__(self, home: Path, pid: int | None) -> None:
+        self.home = home
+        self.pid = pid
+        holder = f"PID {pid}" if pid is not None else "another process"
+        super().__init__(f"home {home} is in use by {holder}; give each node its own --home")
 
 
 class LLMError(MetameshError):

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 from metamesh.cli import exitcodes
-from metamesh.errors import MetameshError
-from metamesh.node.config import POISONS, PROFILES, NodeConfig, load_config
+from metamesh.errors import HomeInUse, MetameshError
+from metamesh.node.config import POISONS, PROFILES, SETTINGS, load_config
 
-#: Command-line destinations that are node settings (``profile`` is passed on its own).
-NODE_SETTINGS = frozenset(NodeConfig.__dataclass_fields__) - {"profile", "limits"}
+#: Command-line destinations that are node settings (``profile`` is passed on its own). Every
+#: flag of a setting is ``--`` plus its name with dashes, as docs/settings.md lists them.
+NODE_SETTINGS = frozenset(SETTINGS) - {"profile"}
 
 HELP = "run a node on this host (LAN hosts, edge devices, or one process of a local cluster)"
 
@@ -23,12 +24,16 @@ Run one metamesh node until Ctrl-C or SIGTERM; it then says bye to its peers and
 writes a checkpoint, so a restart resumes where it stopped.
 
 Settings come from the profile, then --config FILE ([node] table), then
-METAMESH_* environment variables (e.g. METAMESH_SEEDS), then these flags.
+METAMESH_* environment variables (e.g. METAMESH_SEED), then these flags.
+
+Each node needs its own --home (its id, sequence numbers, checkpoint, events): a
+node started on a home another process holds stops at once, naming that PID.
 
 examples:
-  metamesh node --profile lan --host 0.0.0.0 --beacon           # find peers by UDP beacon
-  metamesh node --seed tcp://192.168.1.20:5556 --domain math    # join through a known peer
-  metamesh node --home ./n1 --profile local --learner prompts    # one node of a local cluster
+  metamesh node --home ./alpha --profile lan --host 0.0.0.0 --beacon   # find peers by UDP beacon
+  metamesh node --home ./m1 --seed tcp://192.168.1.20:5556 --domain math  # join through a known peer
+  metamesh node --home ./n1 --profile local --learner prompts  # one node of a local cluster
+  metamesh node --home ./n2 --profile local --learner prompts  # ... and another beside it
 """
 
 
@@ -54,14 +59,13 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed",
         action="append",
-        dest="seeds",
         metavar="ENDPOINT",
-        help="ROUTER endpoint of a known peer, e.g. tcp://10.0.0.2:5556; ID@ENDPOINT with --keys",
+        help="ROUTER endpoint of a known peer, e.g. tcp://10.0.0.2:5556; ID@ENDPOINT with --keys "
+        "(repeatable)",
     )
     p.add_argument(
         "--domain",
         action="append",
-        dest="domains",
         metavar="NAME",
         help="domain to join from the start (repeatable)",
     )
@@ -75,7 +79,6 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keys",
         type=Path,
-        dest="keys_dir",
         help="keys directory: encrypt with CurveZMQ, admit allowlisted peers only, "
         "and sign every message and require its author's signature",
     )
@@ -102,7 +105,6 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics-port",
         type=int,
-        dest="status_port",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (-1: any free port)",
     )
     p.add_argument("--mesh-d", type=int, help="mesh peers to keep per domain (default 6)")
@@ -111,6 +113,28 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ready-json", action="store_true", help="print one JSON line with the endpoints once ready"
     )
+    add_tuning_options(p)
+
+
+def add_tuning_options(p: argparse.ArgumentParser) -> None:
+    """Timings and limits a profile sets; rarely given by hand."""
+    t = p.add_argument_group("timings and limits (the profile's defaults suit most networks)")
+    for flag, kind, text in (
+        ("--heartbeat-interval", float, "seconds between two heartbeats (lan 1, local 0.2)"),
+        ("--suspect-after", float, "seconds of silence before a peer is suspect (lan 5, local 1)"),
+        ("--dead-after", float, "seconds of silence before a peer is dead (lan 30, local 3)"),
+        ("--rejoin-heartbeats", int, "heartbeats in a row that bring a dead peer back (default 3)"),
+        ("--beacon-interval", float, "seconds between two beacons (default 1)"),
+        ("--replay-window", int, "sequence numbers per sender still accepted out of order (default 4096)"),
+        ("--checkpoint-interval", float, "seconds between checkpoints (lan 10, local 2, edge 30)"),
+        ("--max-peers", int, "peers whose liveness is tracked at most (lan 64, edge 16)"),
+        ("--send-hwm", int, "messages queued per peer before dropping (lan 1000, edge 100)"),
+        ("--recv-hwm", int, "messages queued on receipt before dropping (lan 1000, edge 100)"),
+        ("--domain-dwell", float, "seconds in a domain before the node may leave it (lan 30, local 2)"),
+        ("--prune-backoff", float, "seconds a pruned mesh peer waits to graft again (lan 60, local 5)"),
+        ("--lazy-relay-bytes", int, "announce larger messages instead of relaying them (default 65536)"),
+    ):
+        t.add_argument(flag, type=kind, help=text)
 
 
 def add_learner_options(p: argparse.ArgumentParser) -> None:
@@ -121,7 +145,8 @@ def add_learner_options(p: argparse.ArgumentParser) -> None:
         "rewrite themselves), experts (torch), braid (torch: which LLMs to combine)",
     )
     p.add_argument("--llm", help="LLM for the prompts learner: sim, ollama:MODEL, openai:URL:MODEL")
-    p.add_argument("--seed-value", type=int, dest="seed", help="random seed of the learner")
+    p.add_argument("--random-seed", type=int, help="random seed of the learner (default 0)")
+    p.add_argument("--seed-value", type=int, dest="random_seed", action=_Renamed, help=argparse.SUPPRESS)
     p.add_argument("--arm", choices=["federated", "local", "random"], help="prompts learner: how it learns")
     p.add_argument(
         "--weights", help="prompts learner: question mix, e.g. math=0.4,art=0.4 (rest shared evenly)"
@@ -131,6 +156,9 @@ def add_learner_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--eval-every", type=int, help="prompts learner: evaluate on held-out questions this often"
+    )
+    p.add_argument(
+        "--eval-size", type=int, help="prompts learner: held-out questions per category (default 20)"
     )
     p.add_argument(
         "--dataset",
@@ -190,6 +218,21 @@ def add_learner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait-peers", type=int, help="start learning once this many peers are alive")
 
 
+class _Renamed(argparse.Action):
+    """An old flag that still works, with a warning naming the new one (its ``dest``)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        new = "--" + self.dest.replace("_", "-")
+        sys.stderr.write(f"metamesh: {option_string} is renamed {new}; the old name will stop working\n")
+        setattr(namespace, self.dest, values)
+
+
 def run(args: argparse.Namespace, *, command: str = "node") -> int:
     overrides = {k: v for k, v in vars(args).items() if k in NODE_SETTINGS}
     try:
@@ -199,6 +242,9 @@ def run(args: argparse.Namespace, *, command: str = "node") -> int:
         return exitcodes.CONFIG
     try:
         return asyncio.run(_serve(config, ready_json=args.ready_json))
+    except HomeInUse as exc:
+        sys.stderr.write(f"metamesh {command}: {exc}\n")
+        return exitcodes.HOME_IN_USE
     except MetameshError as exc:
         sys.stderr.write(f"metamesh {command}: {exc}\n")
         return exitcodes.FAILURE
@@ -208,8 +254,10 @@ async def _serve(config: object, *, ready_json: bool) -> int:
     from metamesh.node.config import NodeConfig
     from metamesh.node.factory import build_learner
     from metamesh.node.runtime import Node
+    from metamesh.node.state import NodeDir
 
     assert isinstance(config, NodeConfig)
+    NodeDir(config.home).close()  # a home in use fails now, not after a learner's slow build
     learner = build_learner(config)
     node = Node(config, learner=learner)
     await node.start()

@@ -36,7 +36,7 @@ from metamesh.gossip.score import PeerScores, ScoreChange
 from metamesh.gossip.transport import SocketFactory, SocketOptions
 from metamesh.node.config import NodeConfig
 from metamesh.node.counters import Counters
-from metamesh.node.learner import Learner
+from metamesh.node.learner import Learner, StepPacer
 from metamesh.node.meshing import Meshes
 from metamesh.node.metrics import MetricsServer
 from metamesh.node.state import NodeDir, encode_checkpoint
@@ -134,10 +134,14 @@ class Node:
         attach = getattr(learner, "attach", None)
         if callable(attach):
             attach(self)  # a learner that needs to see the node (the coordinator: its peers' domains)
+        self.dir = NodeDir(config.home)  # first: a home in use (HomeInUse) stops us before anything opens
+        try:
+            self.id = self.dir.identity(config.name)
+        except StateError:
+            self.dir.close()
+            raise
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.asyncio.Context()
-        self.dir = NodeDir(config.home)
-        self.id = self.dir.identity(config.name)
         self.counters = Counters()
         self.membership = Membership(
             MembershipConfig(
@@ -150,12 +154,12 @@ class Node:
         self.peers: dict[str, PeerRecord] = {}
         self._peer_networks = [ipaddress.ip_network(n, strict=False) for n in config.peer_networks]
         self._refused_peers: set[str] = set()
-        self.domains: set[str] = set(config.domains)
+        self.domains: set[str] = set(config.domain)
         self.domain_membership = DomainMembership(
             enter=config.domain_enter,
             exit=config.domain_exit,
             min_dwell=config.domain_dwell,
-            fixed=frozenset(config.domains),
+            fixed=frozenset(config.domain),
         )
         self.meshes = Meshes(
             MeshConfig(
@@ -164,7 +168,7 @@ class Node:
                 d_hi=config.mesh_d_hi,
                 prune_backoff=config.prune_backoff,
             ),
-            [GLOBAL_DOMAIN, *config.domains],
+            [GLOBAL_DOMAIN, *config.domain],
         )
         self._rng = random.Random(f"{config.seed}:{self.id}")
         # The latest message per (sender, kind, domain): a prompt learner's row per category domain,
@@ -227,7 +231,7 @@ class Node:
                 f"cannot advertise {cfg.advertised_host!r} to peers: {exc}; "
                 "give --advertise the address peers should reach this node at"
             ) from exc
-        keys = load_keys(cfg.keys_dir) if cfg.keys_dir is not None else None
+        keys = load_keys(cfg.keys) if cfg.keys is not None else None
         if keys is not None:
             # Every message this node authors is signed; every message it accepts must be.
             from metamesh.gossip.signing import OriginSigner, OriginVerifier
@@ -287,9 +291,9 @@ class Node:
             )
             await self._beacon.start()
             self._spawn(self._beacon.run(), "beacon")
-        if cfg.status_port:
+        if cfg.metrics_port:
             self._metrics = MetricsServer(self.status)
-            self.metrics_port = await self._metrics.start(cfg.host, max(cfg.status_port, 0))
+            self.metrics_port = await self._metrics.start(cfg.host, max(cfg.metrics_port, 0))
         log.info("node %s ready: pub %s router %s", self.id, self.pub_endpoint, self.router_endpoint)
 
     def _release(self) -> None:
@@ -298,6 +302,7 @@ class Node:
         if self._factory is not None:
             self._factory.stop()
         self.events.close()
+        self.dir.close()
         if self._own_ctx:
             self.ctx.destroy(linger=0)
 
@@ -336,6 +341,7 @@ class Node:
             self._factory.stop()
         self.events.write("stop", reason=reason, seq=self._seq.peek)
         self.events.close()
+        self.dir.close()
         if self._own_ctx:
             self.ctx.term()
 
@@ -823,7 +829,7 @@ class Node:
         Peers remembered from the checkpoint get a few hellos too, so a node restarted
         without seeds (a coordinator, say) is back in its network at once.
         """
-        pending = list(self.config.seeds)
+        pending = list(self.config.seed)
         remembered = {f"{a.id}@{a.router}": REMEMBERED_TRIES for a in self._remembered}
         pending += [r for r in remembered if r not in pending]
         snapshot_asked = False
@@ -1092,7 +1098,7 @@ class Node:
         assert self.learner is not None
         drain = getattr(self.learner, "drain_events", None)
         drain_blame = getattr(self.learner, "drain_blame", None)  # peers whose content it refused
-        if self.config.seeds:
+        if self.config.seed:
             # Learn from what the network already knows: a late joiner starts from its domain's state.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._caught_up.wait(), 15.0)
@@ -1103,10 +1109,10 @@ class Node:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._peer_joined.wait(), deadline - time.monotonic())
             self.events.write("learning", peers=len(self.membership.alive()))
-        backoff = 1.0
+        backoff, pacer = 1.0, StepPacer()  # the pacer keeps a step that returns at once from spinning
         while True:
             try:
-                await self.learner.step()
+                did_work = await self.learner.step()
                 backoff = 1.0
             except LLMError as exc:
                 # The LLM is down or confused: keep gossiping, say it once per outage, retry.
@@ -1128,7 +1134,7 @@ class Node:
             for peer, reason in drain_blame() if drain_blame is not None else ():
                 self.counters.reject(reason, peer)
                 self._blame(peer, reason)
-            await asyncio.sleep(self.config.pace)
+            await pacer.wait(did_work, self.config.pace)
 
     # -- status ----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 Layout of a node directory::
 
+    lock                held (flock) by the process running the node, its PID inside
     identity            the node id (one line)
     seq                 the sequence lease: no number at or above it was ever used
     checkpoint          the latest checkpoint (msgpack), replaced atomically
@@ -33,6 +34,7 @@ import numpy as np
 
 from metamesh.errors import StateError
 from metamesh.node.eventfiles import DEFAULT_KEEP, DEFAULT_MAX_BYTES, rotate
+from metamesh.node.homelock import HomeLock
 
 __all__ = ["EventLog", "NodeDir", "SequenceLease", "pack_state", "unpack_state"]
 
@@ -218,9 +220,15 @@ class NodeDir:
             raise StateError(f"cannot create node directory {path}: {exc.strerror or exc}") from exc
         if not os.access(path, os.W_OK):
             raise StateError(f"node directory {path} is not writable")
+        # One process per home (raises HomeInUse); held until close() or the process's exit.
+        self._lock = HomeLock.acquire(path)
         # Checkpoints are written from worker threads too: one at a time, never an older over a newer.
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_written = 0
+
+    def close(self) -> None:
+        """Release the home's lock, so another process may use it (idempotent)."""
+        self._lock.release()
 
     def identity(self, preferred: str = "") -> str:
         """The node's id: read from disk, or created once (``preferred`` or a random one)."""
