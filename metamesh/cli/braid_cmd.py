@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from metamesh.cli import exitcodes
+from metamesh.cli.experiment_cmd import add_out
 
 HELP = "the meta-braider (seed 004): which models of a pool to combine and how, local vs federated"
 
@@ -50,12 +51,7 @@ def add_parser(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "model scores about 0.46 on that set, a policy that routes well about 0.65)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("metamesh-runs/braid"),
-        help="where event logs, results.json and the plots go (default metamesh-runs/braid)",
-    )
+    add_out(p, Path("metamesh-runs/braid"), "the plots")
     p.set_defaults(run=run)
 
 
@@ -67,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             "metamesh experiment braid: the braid learner needs torch: pip install 'metamesh[torch]'\n"
         )
         return exitcodes.CONFIG
-    from metamesh.cli.experiment_cmd import _progress_writer, _run, _write_artefacts
+    from metamesh.cli.experiment_cmd import _run, _write_artefacts, claim_out
     from metamesh.deploy.braid_experiment import (
         ARMS,
         BraidExperiment,
@@ -97,16 +93,15 @@ def run(args: argparse.Namespace) -> int:
         budgets=budgets,
         latency_limit=args.latency_limit,
         target=args.target,
-        progress=_progress_writer(),
     )
+    if code := claim_out(args, experiment.root, experiment.outputs(), "experiment braid"):
+        return code
     started = time.monotonic()
     outcome = _run(experiment)
     if isinstance(outcome, int):
         return outcome
     results, base = outcome
     goal = args.target
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
     out = sys.stdout
     out.write("\nHeld-out tasks per budget (learned: mean over nodes; in limits: the worst node)\n\n")
     out.write(render_table(results, base, goal) + "\n")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from metamesh.cli import exitcodes
+from metamesh.cli.experiment_cmd import add_out
 
 HELP = "prompt evolution (seed 003): static vs evolved prompts, local vs federated, and a drift run"
 
@@ -45,17 +46,12 @@ def add_parser(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "or a JSONL/CSV file",
     )
     p.add_argument("--no-drift", action="store_true", help="skip the drift run")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("metamesh-runs/evolve"),
-        help="where event logs, results.json and the plots go (default metamesh-runs/evolve)",
-    )
+    add_out(p, Path("metamesh-runs/evolve"), "the plots")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from metamesh.cli.experiment_cmd import _progress_writer, _run, _write_artefacts
+    from metamesh.cli.experiment_cmd import _run, _write_artefacts, claim_out
     from metamesh.deploy.evolve_experiment import ARMS, EvolveExperiment, render_table, write_plots
 
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -70,15 +66,14 @@ def run(args: argparse.Namespace) -> int:
         arms=arms,
         dataset=args.dataset,
         drift=not args.no_drift,
-        progress=_progress_writer(),
     )
+    if code := claim_out(args, experiment.root, experiment.outputs(), "experiment evolve"):
+        return code
     started = time.monotonic()
     outcome = _run(experiment)
     if isinstance(outcome, int):
         return outcome
     results, drift = outcome
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
     out = sys.stdout
     out.write("\nHeld-out accuracy of the static prompt and the evolved prompts (mean over nodes)\n\n")
     out.write(render_table(results, drift) + "\n\n")

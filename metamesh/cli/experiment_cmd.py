@@ -7,11 +7,13 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from metamesh.cli import exitcodes
+from metamesh.deploy import outdir
+from metamesh.deploy.progress import ProgressDisplay
 from metamesh.errors import MetameshError
 
 HELP = "run an experiment with real node processes on this machine"
@@ -104,12 +106,44 @@ def add_experts_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dp-clip", type=float, default=0.1, help="private arm: clip norm (default 0.1)")
     p.add_argument("--dp-noise", type=float, default=1.0, help="private arm: noise multiplier (default 1.0)")
+    add_out(p, Path("metamesh-runs/experts"), "the plot")
+
+
+def add_out(p: argparse.ArgumentParser, default: Path, plots: str) -> None:
+    """--out and --force, the same for every command that writes a run folder."""
     p.add_argument(
         "--out",
         type=Path,
-        default=Path("metamesh-runs/experts"),
-        help="where event logs, results.json and the plot go (default metamesh-runs/experts)",
+        default=default,
+        help=f"where event logs, results.json and {plots} go (default {default}); "
+        "a folder that holds other files is refused",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the results of an earlier run in --out (its default folder is replaced without it); "
+        "other files there are kept",
+    )
+    p.set_defaults(default_out=default)
+
+
+def claim_out(args: argparse.Namespace, root: Path, outputs: Sequence[str], command: str) -> int:
+    """OK once --out is this run's folder; else USAGE, after one line saying why and what to do."""
+    options = {k: v for k, v in vars(args).items() if k not in ("run", "default_out")}
+    try:
+        replaced = outdir.claim(
+            root,
+            outputs,
+            command=f"metamesh {command}",
+            options=options,
+            force=args.force or args.out == args.default_out,
+        )
+    except outdir.OutputRefused as exc:
+        sys.stderr.write(f"metamesh {command}: {exc}\n")
+        return exitcodes.USAGE
+    if replaced:
+        sys.stderr.write(f"replacing the results of an earlier run in {root}\n")
+    return exitcodes.OK
 
 
 def run_experts(args: argparse.Namespace) -> int:
@@ -131,7 +165,6 @@ def run_experts(args: argparse.Namespace) -> int:
     except ImportError:
         sys.stderr.write("metamesh experiment: the experts need torch: pip install 'metamesh[torch]'\n")
         return exitcodes.CONFIG
-    progress = _progress_writer()
     experiment = ExpertsExperiment(
         root=args.out.resolve(),
         domains=domains,
@@ -145,21 +178,23 @@ def run_experts(args: argparse.Namespace) -> int:
         dp_noise=args.dp_noise,
         coordinator=args.coordinator,
         poisoners=args.poisoners,
-        progress=progress,
     )
     if any(a in arms for a in ("attacked", "defended")) and not 0 < args.poisoners < args.per_domain / 2:
         sys.stderr.write(
             "metamesh experiment: --poisoners must be at least 1 and under half of --per-domain\n"
         )
         return exitcodes.USAGE
+    if code := claim_out(args, experiment.root, experiment.outputs(), "experiment experts"):
+        return code
     nodes = args.per_domain * len(experiment.domains)
-    sys.stderr.write(f"{nodes} nodes x {len(arms)} arms, {args.rounds} rounds per node\n")
+    arm_names = experiment.arm_names()
+    sys.stderr.write(
+        f"{nodes} nodes x {len(arm_names)} arms ({', '.join(arm_names)}), {args.rounds} rounds per node\n"
+    )
     started = time.monotonic()
     results = _run(experiment)
     if isinstance(results, int):
         return results
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
     out = sys.stdout
     out.write("\nMean squared error on held-out data of each node's whole domain (lower is better)\n\n")
     out.write(render_table(results, experiment.domains) + "\n\n")
@@ -196,7 +231,11 @@ def run_experts(args: argparse.Namespace) -> int:
 
 
 def _run(experiment: Any) -> Any:
-    """The experiment's results, or the exit code after Ctrl-C or a failure (every node is stopped)."""
+    """The experiment's results, or the exit code after Ctrl-C or a failure (every node is stopped).
+
+    Shows the live progress on stderr while it runs."""
+    display = ProgressDisplay(sys.stderr, arms=len(experiment.arm_names()))
+    experiment.progress = display
     try:
         return experiment.run()
     except KeyboardInterrupt:
@@ -205,6 +244,8 @@ def _run(experiment: Any) -> Any:
     except MetameshError as exc:
         sys.stderr.write(f"\nmetamesh experiment: {exc}\n")
         return exitcodes.FAILURE
+    finally:
+        display.close()
 
 
 def _write_artefacts(root: Path, doc: dict[str, Any], plots: Sequence[Path], started: float) -> None:
@@ -221,17 +262,9 @@ def _write_artefacts(root: Path, doc: dict[str, Any], plots: Sequence[Path], sta
     out.write(f"Took {time.monotonic() - started:.0f} s.\n")
 
 
-def _progress_writer() -> Callable[[str], None]:
-    tty = sys.stderr.isatty()
-
-    def progress(line: str) -> None:
-        sys.stderr.write(("\r\x1b[2K" + line) if tty else line + "\n")
-        sys.stderr.flush()
-
-    return progress
-
-
-def add_options(p: argparse.ArgumentParser, *, episodes: int = 200) -> None:
+def add_options(
+    p: argparse.ArgumentParser, *, episodes: int = 200, out: Path = Path("metamesh-runs/prompts")
+) -> None:
     p.add_argument("--nodes", type=int, default=4, help="nodes per arm (default 4)")
     p.add_argument("--episodes", type=int, default=episodes, help=f"questions per node (default {episodes})")
     p.add_argument("--eval-every", type=int, default=25, help="evaluate every N episodes (default 25)")
@@ -249,12 +282,7 @@ def add_options(p: argparse.ArgumentParser, *, episodes: int = 200) -> None:
         action="store_true",
         help="also run the federated arm with a coordinator (federated+c), then a late joiner beside it",
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("metamesh-runs/prompts"),
-        help="where event logs, results.json and the plot go (default metamesh-runs/prompts)",
-    )
+    add_out(p, out, "the plot")
 
 
 def _check_llm(spec: str) -> str:
@@ -283,7 +311,10 @@ def _check_llm(spec: str) -> str:
     return asyncio.run(check())
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    args: argparse.Namespace, *, command: str = "experiment prompts", also_writes: Sequence[str] = ()
+) -> int:
+    """The prompts experiment; ``also_writes`` names what a caller (the demo) adds to its folder."""
     from metamesh.deploy.experiment import ARMS, PromptExperiment, render_table, write_plot
 
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -298,8 +329,6 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             sys.stderr.write(f"metamesh experiment: {problem}\n")
             return exitcodes.UNREACHABLE
-    tty = sys.stderr.isatty()
-    progress = _progress_writer()
     experiment = PromptExperiment(
         root=args.out.resolve(),
         nodes=args.nodes,
@@ -310,17 +339,18 @@ def run(args: argparse.Namespace) -> int:
         llm=args.llm,
         arms=arms,
         coordinator=args.coordinator,
-        progress=progress,
     )
+    if code := claim_out(args, experiment.root, [*experiment.outputs(), *also_writes], command):
+        return code
+    arm_names = experiment.arm_names()
     sys.stderr.write(
-        f"{args.nodes} nodes x {len(arms)} arms, {args.episodes} questions per node, LLM {args.llm}\n"
+        f"{args.nodes} nodes x {len(arm_names)} arms ({', '.join(arm_names)}), "
+        f"{args.episodes} questions per node, LLM {args.llm}\n"
     )
     started = time.monotonic()
     results = _run(experiment)
     if isinstance(results, int):
         return results
-    if tty:
-        sys.stderr.write("\n")
     out = sys.stdout
     out.write(
         "\nGreedy accuracy on held-out questions (seed 000 expected: random ~60%, local 70-78%, "

@@ -19,7 +19,6 @@ held-out set.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +27,10 @@ from typing import Any
 
 from metamesh.deploy.experiment import pyplot, save_figure, wait_until_done
 from metamesh.deploy.local import LocalNode, stop_all
+from metamesh.deploy.outdir import clear
 from metamesh.deploy.ports import free_tcp_port
 from metamesh.deploy.preload import TORCH_NODE_MODULES
+from metamesh.deploy.progress import Status
 from metamesh.node.braid.evaluate import Reward, Summary, best_single, heldout, random_policy, summarise
 from metamesh.node.braid.evaluate import uniform_ensemble as uniform_policy
 from metamesh.node.braid.fusion import SimulatedBackend
@@ -94,12 +95,19 @@ class BraidExperiment:
     timeout: float = 300.0
     target: float = 0.625
     """Held-out reward the learning-speed comparison counts tasks to."""
-    progress: Callable[[str], None] | None = None
+    progress: Callable[[Status], None] | None = None
+
+    def arm_names(self) -> list[str]:
+        """The arms in the order they run: each is a folder of ``root``."""
+        return [*self.arms]
+
+    def outputs(self) -> list[str]:
+        """Every name this run writes at the top of ``root``."""
+        return [*self.arm_names(), "results.json", "pareto.png", "learning.png"]
 
     def run(self) -> tuple[list[BraidArm], dict[str, dict[str, Any]]]:
-        """The arms, and the baselines per budget."""
-        if self.root.exists():
-            shutil.rmtree(self.root)
+        """The arms, and the baselines per budget; an arm's folder left by an earlier run is removed first."""
+        clear(self.root, self.arm_names())
         return [self._run_arm(arm) for arm in self.arms], baselines(self.budgets, self.latency_limit)
 
     def _args(self, arm: str, i: int) -> list[str]:
@@ -139,10 +147,7 @@ class BraidExperiment:
             max((int(e["round"]) for e in ev if e["event"] == "round"), default=0) for ev in events.values()
         ]
         done = sum(any(e["event"] == "done" for e in ev) for ev in events.values())
-        self.progress(
-            f"{arm:<9} {len(events)} nodes, rounds {min(rounds, default=0)}-{max(rounds, default=0)} "
-            f"of {self.rounds}, {done} done"
-        )
+        self.progress(Status(arm, len(events), sum(rounds), self.rounds * len(events), "rounds", done))
 
 
 def collect(node: str, events: Sequence[dict[str, Any]], result: BraidArm, tasks_per_round: int) -> None:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from typing import Any
 
 from metamesh.deploy.experiment import pyplot, save_figure, wait_until_done
 from metamesh.deploy.local import LocalNode, stop_all
+from metamesh.deploy.outdir import clear
+from metamesh.deploy.progress import Status
 
 __all__ = ["DriftRun", "EvolveArm", "EvolveExperiment", "render_table", "write_plots"]
 
@@ -89,11 +90,19 @@ class EvolveExperiment:
     drift_episodes: int = 2400
     drift_at: int = 1400
     timeout: float = 300.0
-    progress: Callable[[str], None] | None = None
+    progress: Callable[[Status], None] | None = None
+
+    def arm_names(self) -> list[str]:
+        """The arms in the order they run, the drift run last: each is a folder of ``root``."""
+        return [*self.arms, *(["drift"] if self.drift else [])]
+
+    def outputs(self) -> list[str]:
+        """Every name this run writes at the top of ``root``."""
+        return [*self.arm_names(), "results.json", "evolution.png", "comparison.png", "drift.png"]
 
     def run(self) -> tuple[list[EvolveArm], DriftRun | None]:
-        if self.root.exists():
-            shutil.rmtree(self.root)
+        """Run every arm, then the drift run; their folders left by an earlier run are removed first."""
+        clear(self.root, self.arm_names())
         arms = [self._run_arm(arm) for arm in self.arms]
         return arms, self._drift_run() if self.drift else None
 
@@ -148,15 +157,17 @@ class EvolveExperiment:
             return
         done = sum(any(e["event"] == "done" for e in ev) for ev in events.values())
         if arm == "drift":
-            monitors = [e for ev in events.values() for e in ev if e["event"] == "monitor"]
-            last = max((int(e["episodes"]) for e in monitors), default=0)
-            self.progress(f"drift     {len(events)} nodes, {last} questions, {done} done")
+            answered = [
+                max((int(e["episodes"]) for e in ev if e["event"] == "monitor"), default=0)
+                for ev in events.values()
+            ]
+            total = self.drift_episodes * len(events)
+            self.progress(Status(arm, len(events), sum(answered), total, "questions", done))
             return
         iterations = sum(e["event"] == "iteration" for ev in events.values() for e in ev)
         adopted = sum(e["event"] == "adopted" for ev in events.values() for e in ev)
-        self.progress(
-            f"{arm:<9} {len(events)} nodes, {iterations} iterations, {adopted} prompts adopted, {done} done"
-        )
+        note = f"{adopted} prompts adopted"
+        self.progress(Status(arm, len(events), iterations, None, "iterations", done, note))
 
 
 def collect(node: str, events: Sequence[dict[str, Any]], result: EvolveArm) -> None:

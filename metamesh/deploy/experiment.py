@@ -9,7 +9,6 @@ category mix; all are evaluated greedily on the same held-out questions.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from metamesh.deploy.local import LocalNode, stop_all
+from metamesh.deploy.outdir import clear
+from metamesh.deploy.progress import Status
 from metamesh.errors import MetameshError
 from metamesh.node.prompts.dataset import CATEGORIES
 
@@ -117,14 +118,23 @@ class PromptExperiment:
     coordinator: bool = False
     """Also run the federated arm with a coordinator (``federated+c``) and a late joiner beside it."""
     timeout: float = 300.0
-    progress: Callable[[str], None] | None = None
+    progress: Callable[[Status], None] | None = None
 
-    def run(self) -> list[ArmResult]:
-        if self.root.exists():
-            shutil.rmtree(self.root)
+    def arm_names(self) -> list[str]:
+        """The arms in the order they run, ``federated+c`` included: each is a folder of ``root``."""
         arms = [*self.arms]
         if self.coordinator and "federated" in arms:
             arms.insert(arms.index("federated") + 1, "federated" + COORDINATED)
+        return arms
+
+    def outputs(self) -> list[str]:
+        """Every name this run writes at the top of ``root``."""
+        return [*self.arm_names(), "results.json", "accuracy.png"]
+
+    def run(self) -> list[ArmResult]:
+        """Run every arm; an arm's folder left by an earlier run is removed first, nothing else."""
+        arms = self.arm_names()
+        clear(self.root, arms)
         return [self._run_arm(arm) for arm in arms]
 
     def _args(self, arm: str, i: int) -> list[str]:
@@ -205,13 +215,19 @@ class PromptExperiment:
     def _report(self, arm: str, events: dict[str, list[dict[str, Any]]]) -> None:
         if self.progress is None:
             return
-        parts = []
-        for node, ev in events.items():
-            last = next((e for e in reversed(ev) if e["event"] == "eval"), None)
-            parts.append(
-                f"{node} ep {last['episodes']:>4} acc {last['accuracy']:.2f}" if last else f"{node} starting"
+        lasts = [next((e for e in reversed(ev) if e["event"] == "eval"), None) for ev in events.values()]
+        accs = [float(e["accuracy"]) for e in lasts if e is not None]
+        self.progress(
+            Status(
+                arm,
+                nodes=len(events),
+                done=sum(int(e["episodes"]) for e in lasts if e is not None),
+                total=self.episodes * len(events),
+                unit="questions",
+                finished=sum(any(e["event"] == "done" for e in ev) for ev in events.values()),
+                note=f"mean accuracy {sum(accs) / len(accs):.2f}" if accs else "",
             )
-        self.progress(f"{arm:<9} " + " | ".join(parts))
+        )
 
 
 def collect(node: str, events: Sequence[dict[str, Any]], result: ArmResult) -> bool:

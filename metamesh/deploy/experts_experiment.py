@@ -25,7 +25,6 @@ Losses of the attacked arms are of the honest nodes only.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,8 +42,10 @@ from metamesh.deploy.experiment import (
     wait_until_done,
 )
 from metamesh.deploy.local import LocalNode, stop_all
+from metamesh.deploy.outdir import clear
 from metamesh.deploy.ports import free_tcp_port
 from metamesh.deploy.preload import TORCH_NODE_MODULES
+from metamesh.deploy.progress import Status
 
 __all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "collect", "render_table", "write_plot"]
 
@@ -99,14 +100,23 @@ class ExpertsExperiment:
     a node judges the offset at hand once per round, so in a short run a poisoner's offsets
     that arrive between two merges are not all charged)."""
     timeout: float = 300.0
-    progress: Callable[[str], None] | None = None
+    progress: Callable[[Status], None] | None = None
 
-    def run(self) -> list[ExpertsArm]:
-        if self.root.exists():
-            shutil.rmtree(self.root)
+    def arm_names(self) -> list[str]:
+        """The arms in the order they run, ``domain+c`` included: each is a folder of ``root``."""
         arms = [*self.arms]
         if self.coordinator and "domain" in arms:
             arms.insert(arms.index("domain") + 1, "domain" + COORDINATED)
+        return arms
+
+    def outputs(self) -> list[str]:
+        """Every name this run writes at the top of ``root``."""
+        return [*self.arm_names(), "results.json", "loss.png"]
+
+    def run(self) -> list[ExpertsArm]:
+        """Run every arm; an arm's folder left by an earlier run is removed first, nothing else."""
+        arms = self.arm_names()
+        clear(self.root, arms)
         return [self._run_arm(arm) for arm in arms]
 
     def _args(self, arm: str, domain: str, part: int) -> list[str]:
@@ -231,10 +241,16 @@ class ExpertsExperiment:
             rounds.append(int(last["round"]) if last else 0)
             if last:
                 losses.append(float(last["heldout_loss"]))
-        loss = f"{sum(losses) / len(losses):.3f}" if losses else "-"
         self.progress(
-            f"{arm:<8} {len(events)} nodes, rounds {min(rounds)}-{max(rounds)} of {self.rounds}, "
-            f"mean held-out loss {loss}"
+            Status(
+                arm,
+                nodes=len(events),
+                done=sum(rounds),
+                total=self.rounds * len(events),
+                unit="rounds",
+                finished=sum(any(e["event"] == "done" for e in ev) for ev in events.values()),
+                note=f"mean held-out loss {sum(losses) / len(losses):.3f}" if losses else "",
+            )
         )
 
 

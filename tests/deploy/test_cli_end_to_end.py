@@ -39,7 +39,7 @@ def test_demo_shows_federated_above_local_above_random_and_leaves_nothing_runnin
     assert result.returncode == 0, result.stderr[-2000:]
     assert "federated" in result.stdout and "episodes to 80%" in result.stdout
     if HAVE_TORCH:
-        experts = json.loads((tmp_path / "demo-experts" / "results.json").read_text())
+        experts = json.loads((out / "experts" / "results.json").read_text())
         assert "Experts: sharing model weights" in result.stdout
         assert "held-out loss after one round" in result.stdout  # the experts late joiner
         assert experts["domain"]["mean"] < experts["local"]["mean"], experts
