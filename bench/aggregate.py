@@ -181,8 +181,8 @@ async def node_worker(index: int, n: int, seed_port: int, home: str) -> None:
         home=Path(home),
         name=f"b{index}",
         router_port=seed_port if index == 0 else 0,
-        seeds=() if index == 0 else (f"tcp://127.0.0.1:{seed_port}",),
-        domains=(DOMAIN,),
+        seed=() if index == 0 else (f"tcp://127.0.0.1:{seed_port}",),
+        domain=(DOMAIN,),
         checkpoint_interval=3600.0,
         lazy_relay_bytes=0 if os.environ.get("METAMESH_BENCH_EAGER") else base.lazy_relay_bytes,
     )

@@ -132,7 +132,7 @@ def _mm_sender(home: str, q: Any, go: Any, done: Any, body_kind: str, nbytes: in
     from metamesh.node.runtime import Node
 
     async def main() -> None:
-        cfg = load_config(profile="local", overrides={"home": home, "name": "sender", "domains": [DOMAIN]})
+        cfg = load_config(profile="local", overrides={"home": home, "name": "sender", "domain": [DOMAIN]})
         cfg = type(cfg)(**{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "send_hwm": 100_000})
         async with Node(cfg) as node:
             q.put(node.router_endpoint)
@@ -172,8 +172,8 @@ def mm_run(body_kind: str, nbytes: int, count: int) -> float:
                 overrides={
                     "home": str(Path(tmp, "r")),
                     "name": "receiver",
-                    "seeds": [router],
-                    "domains": [DOMAIN],
+                    "seed": [router],
+                    "domain": [DOMAIN],
                 },
             )
             cfg = type(cfg)(**{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "recv_hwm": 100_000})

@@ -65,7 +65,7 @@ async def load(router: str, node_pid: int, rate: int, seconds: float) -> dict[st
 
     with tempfile.TemporaryDirectory() as home:
         config = load_config(
-            profile="local", overrides={"home": home, "seeds": [router], "domains": ["bench"]}
+            profile="local", overrides={"home": home, "seed": [router], "domain": ["bench"]}
         )
         async with Node(config) as pub:
             raw = subprocess.Popen(  # noqa: ASYNC220 - before the load starts; nothing else to run yet

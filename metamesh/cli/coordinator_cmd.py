@@ -11,7 +11,7 @@ HELP = "run the optional coordinator: global insight memory, meta-learning, meta
 
 DESCRIPTION = """\
 Run the coordinator: a node that joins every domain its peers announce, keeps a
-bounded memory of their insights, and once a round (--interval) broadcasts one
+bounded memory of their insights, and once a round (--meta-interval) broadcasts one
 versioned set of meta-parameters on the global topic when something changed:
 
   experts learners   initial weights per domain (a Reptile step towards the
@@ -41,16 +41,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     node_cmd.add_network_options(p)
     c = p.add_argument_group("meta-engine")
     c.add_argument(
+        "--meta-interval",
         "--interval",
         type=float,
-        dest="meta_interval",
         metavar="SECONDS",
         help="seconds per round (default 1)",
     )
     c.add_argument(
+        "--meta-keepalive",
         "--keepalive",
         type=int,
-        dest="meta_keepalive",
         metavar="ROUNDS",
         help="rebroadcast unchanged meta-parameters after this many rounds (default 10)",
     )

@@ -12,6 +12,7 @@ default, as memberlist does it:
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -20,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from metamesh.errors import ConfigError
+from metamesh.node.settings import ENV_PREFIX, OTHER_ENV, RENAMED, closest, coerce, env_name, flag_name
 from metamesh.protocol import EDGE, LAN, Limits
 from metamesh.protocol.endpoints import split_tcp
 
-__all__ = ["POISONS", "PROFILES", "NodeConfig", "load_config"]
+__all__ = ["CHOICES", "NOT_SETTABLE", "POISONS", "PROFILES", "SETTINGS", "NodeConfig", "load_config"]
+
+log = logging.getLogger(__name__)
 
 #: Corruptions a drill node applies to the weights it publishes (``poison``).
 POISONS = ("scale", "flip", "nan", "random", "cycle")
@@ -34,68 +38,93 @@ class NodeConfig:
     """Everything a node needs to run. Build with :func:`load_config` or ``PROFILES[name]``."""
 
     profile: str = "lan"
+    """Named defaults: ``local`` (one machine), ``lan`` (hosts on a LAN), ``edge`` (small devices)."""
     home: Path = Path("metamesh-node")
     """Node directory: identity, keys, checkpoints, event log."""
     name: str = ""
+    """Node id to use when the home directory is new (default: a random one)."""
     host: str = "127.0.0.1"
     """Interface to bind; ``0.0.0.0`` for every interface of a LAN host."""
     advertise: str = ""
     """Address peers should use to reach this node (defaults to ``host``)."""
     pub_port: int = 0
+    """TCP port of the PUB socket: what the node publishes and relays (0: any free port)."""
     router_port: int = 0
-    seeds: tuple[str, ...] = ()
+    """TCP port of the ROUTER socket: hello, snapshot, status, graft (0: any free port)."""
+    seed: tuple[str, ...] = ()
     """ROUTER endpoints of known peers, e.g. ``tcp://192.168.1.20:5556``; on an encrypted
     network prefix the peer's id (``ID@tcp://...``) so its allowlisted key is used."""
     peer_networks: tuple[str, ...] = ()
     """Link only to peers whose advertised addresses lie in these networks (CIDR, e.g.
     ``10.0.0.0/8``); empty: anywhere. Keeps a hostile peer exchange from pointing the node
     at hosts outside the LAN."""
-    domains: tuple[str, ...] = ()
+    domain: tuple[str, ...] = ()
     """Domains joined from the start, besides those the learner's affinity selects."""
     heartbeat_interval: float = 1.0
+    """Seconds between two heartbeats of this node."""
     suspect_after: float = 5.0
+    """Seconds of silence after which a peer is suspect."""
     dead_after: float = 30.0
+    """Seconds of silence after which a peer is dead: it leaves every mesh."""
     rejoin_heartbeats: int = 3
+    """Heartbeats in a row that bring a dead peer back (one stray packet does not)."""
     beacon: bool = False
+    """Discover peers by UDP beacon on the LAN."""
     beacon_port: int = 5670
+    """UDP port of the beacons."""
     beacon_interval: float = 1.0
+    """Seconds between two beacons."""
     beacon_address: str = "255.255.255.255"
-    keys_dir: Path | None = None
+    """Where beacons are sent: the limited broadcast, or a subnet's (e.g. ``192.168.1.255``)."""
+    keys: Path | None = None
     """CurveZMQ and origin-signing keys (``metamesh keys generate``): with them every hop is
     encrypted, only allowlisted peers connect, and every message must carry its author's signature."""
     max_clock_skew: float = 60.0
-    """Refuse live messages created more than this many seconds in the future..."""
+    """Refuse live messages created more than this many seconds in the future."""
     max_message_age: float = 300.0
-    """...or longer ago than this (snapshots carry old state by design and are exempt)."""
+    """Refuse live messages created longer ago than this many seconds (snapshots carry old
+    state by design and are exempt)."""
     replay_window: int = 4096
     """Sequence numbers per sender below its highest one still accepted once (out of order)."""
     quarantine_above: float = 8.0
     """Quarantine a peer whose misbehaviour score exceeds this: its messages are neither
     merged nor relayed. Each rejected, invalid or outlier message adds 1; scores halve every
-    ``score_half_life`` seconds..."""
+    ``score_half_life`` seconds."""
     quarantine_below: float = 2.0
-    """...and a quarantined peer is let back once its score has decayed below this."""
+    """Let a quarantined peer back once its score has decayed below this."""
     score_half_life: float = 60.0
+    """Seconds for a peer's misbehaviour score to halve."""
     checkpoint_interval: float = 10.0
+    """Seconds between checkpoints of the learner and the node's state."""
     max_peers: int = 64
+    """Peers whose liveness is tracked at most (addresses of four times as many are remembered)."""
     send_hwm: int = 1000
+    """ZeroMQ send high-water mark: messages queued per peer before dropping."""
     recv_hwm: int = 1000
+    """ZeroMQ receive high-water mark."""
     domain_enter: float = 0.05
-    """Join a domain when the learner's affinity rises above this..."""
+    """Join a domain when the learner's affinity rises above this."""
     domain_exit: float = 0.02
-    """...and leave only when it falls below this, after ``domain_dwell`` seconds."""
+    """Leave a domain only when the affinity falls below this, after ``domain_dwell`` seconds."""
     domain_dwell: float = 30.0
+    """Seconds in a domain before the node may leave it."""
     mesh_d: int = 6
     """Mesh peers kept per domain, between ``mesh_d_lo`` and ``mesh_d_hi`` (gossipsub's D)."""
     mesh_d_lo: int = 4
+    """Graft more mesh peers below this many."""
     mesh_d_hi: int = 12
+    """Prune mesh peers above this many."""
     prune_backoff: float = 60.0
+    """Seconds a pruned peer waits before grafting again."""
     lazy_relay_bytes: int = 65_536
     """Relay learner messages larger than this by an ``ihave`` announcement that peers lacking
     the message fetch from, instead of forwarding the bytes (0: always forward the bytes)."""
     learner: str = "none"
+    """What this node learns: none, prompts, evolve, experts, braid (torch), coordinator."""
     llm: str = "sim"
-    seed: int = 0
+    """LLM of the prompts and evolve learners: ``sim``, ``ollama:MODEL`` or ``openai:URL:MODEL``."""
+    random_seed: int = 0
+    """Random seed of the learner."""
     arm: str = "federated"
     """Prompt learner: ``federated`` (share and merge), ``local`` (learn alone) or ``random``."""
     weights: str = ""
@@ -103,6 +132,7 @@ class NodeConfig:
     episodes: int = 0
     """Stop learning after this many questions (prompts) or training rounds (experts); 0: never."""
     eval_every: int = 50
+    """Prompts learner: evaluate on held-out questions every this many episodes."""
     eval_size: int = 20
     """Held-out questions per category for each evaluation."""
     pace: float = 0.0
@@ -123,6 +153,7 @@ class NodeConfig:
     samples: int = 128
     """Experts learner, synthetic data: training samples of this node."""
     experts: int = 4
+    """Experts learner: experts in the mixture."""
     fedprox_mu: float = 0.0
     """Experts learner: FedProx proximal weight; > 0 keeps local training near the last merge."""
     frozen: tuple[str, ...] = ()
@@ -132,6 +163,7 @@ class NodeConfig:
     dp_noise: float = 0.0
     """Experts learner: Gaussian noise std as a multiple of ``dp_clip``."""
     dp_delta: float = 1e-5
+    """Experts learner: the delta at which the privacy budget epsilon is reported."""
     aggregation: str = "fedavg"
     """Experts learner: how peers' weights are combined: fedavg, trimmed_mean, median, krum."""
     norm_factor: float = 3.0
@@ -165,14 +197,15 @@ class NodeConfig:
     reptile_step: float = 0.5
     """Coordinator: how far a domain's initial weights move towards its average each round."""
     memory_total: int = 100_000
-    """Coordinator: insights kept in all (oldest dropped first)..."""
+    """Coordinator: insights kept in all (oldest dropped first)."""
     memory_per_domain: int = 20_000
-    """...per domain..."""
+    """Coordinator: insights kept per domain."""
     memory_per_client: int = 500
-    """...and per client node."""
-    status_port: int = 0
+    """Coordinator: insights kept per client node."""
+    metrics_port: int = 0
     """HTTP port for Prometheus metrics at /metrics; 0 turns it off, -1 picks a free port."""
     limits: Limits = field(default=LAN)
+    """Size caps of messages and arrays; they follow the profile."""
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILE_DELTAS:
@@ -196,7 +229,7 @@ class NodeConfig:
             raise ConfigError("max_clock_skew, max_message_age and score_half_life must be > 0")
         if self.replay_window < 1:
             raise ConfigError(f"replay_window must be >= 1, got {self.replay_window}")
-        for seed in self.seeds:
+        for seed in self.seed:
             try:
                 split_tcp(seed.rpartition("@")[2])
             except ValueError as exc:
@@ -210,7 +243,7 @@ class NodeConfig:
                 raise ConfigError(f"peer network {network!r} is not a network such as 10.0.0.0/8") from None
         if "://" in self.advertise or "/" in self.advertise:
             raise ConfigError(f"advertise takes a host name or address, not {self.advertise!r}")
-        for port in (self.pub_port, self.router_port, self.beacon_port, max(self.status_port, 0)):
+        for port in (self.pub_port, self.router_port, self.beacon_port, max(self.metrics_port, 0)):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} is out of range")
 
@@ -247,38 +280,54 @@ PROFILES: Mapping[str, NodeConfig] = {
 
 _FIELDS = {f.name: f for f in fields(NodeConfig)}
 
+#: Settings that no TOML key, variable or flag sets, and why.
+NOT_SETTABLE: Mapping[str, str] = {"limits": "size caps follow the profile (edge has smaller ones)"}
+
+#: Settings with a fixed set of values.
+CHOICES: Mapping[str, tuple[str, ...]] = {
+    "profile": tuple(PROFILE_DELTAS),
+    "arm": ("federated", "local", "random"),
+    "aggregation": ("fedavg", "trimmed_mean", "median", "krum"),
+    "poison": ("", *POISONS),
+}
+
+#: Every setting a TOML key, a ``METAMESH_*`` variable or a flag can set.
+SETTINGS = tuple(name for name in _FIELDS if name not in NOT_SETTABLE)
+
 
 def _coerce(name: str, value: Any, source: str) -> Any:
-    """Turn TOML/env/flag values into the field's type, with an error that names the source."""
-    current = getattr(PROFILES["lan"], name)
-    try:
-        if name == "arm" and str(value) not in ("federated", "local", "random"):
-            raise ValueError(value)
-        if name in ("home", "keys_dir"):
-            return None if value in (None, "") else Path(str(value)).expanduser()
-        if name == "aggregation" and str(value) not in ("fedavg", "trimmed_mean", "median", "krum"):
-            raise ValueError(value)
-        if name == "poison" and str(value) not in ("", *POISONS):
-            raise ValueError(value)
-        if name in ("seeds", "domains", "frozen", "peer_networks"):
-            if isinstance(value, str):
-                return tuple(v.strip() for v in value.split(",") if v.strip())
-            return tuple(str(v) for v in value)
-        if name == "limits":
-            raise ConfigError("limits follow the profile; they cannot be set directly")
-        if isinstance(current, bool):
-            if isinstance(value, str):
-                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                    raise ValueError(value)
-                return value.lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if isinstance(current, int):
-            return int(value)
-        if isinstance(current, float):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: {name}={value!r} is not a valid {type(current).__name__}") from exc
+    default = getattr(PROFILES["lan"], name)
+    return coerce(name, value, default=default, choices=CHOICES.get(name), source=source)
+
+
+def _current(key: str, source: str) -> str:
+    """The current name of ``key``, warning about an old one; ConfigError names the closest."""
+    if key in RENAMED:
+        log.warning("%s: %r is renamed %r; the old name will stop working", source, key, RENAMED[key])
+        return RENAMED[key]
+    if key in NOT_SETTABLE:
+        raise ConfigError(f"{source}: {key} cannot be set: {NOT_SETTABLE[key]}")
+    if key not in SETTINGS:
+        raise ConfigError(f"{source}: unknown setting {key!r}{closest(key, SETTINGS)}")
+    return key
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings given as ``METAMESH_*`` variables; an unknown one is reported, not fatal."""
+    known = {env_name(name): name for name in SETTINGS if name != "profile"}
+    values: dict[str, Any] = {}
+    for var, value in sorted(env.items()):
+        if not var.startswith(ENV_PREFIX) or var in OTHER_ENV or var == env_name("profile"):
+            continue
+        old = var.removeprefix(ENV_PREFIX).lower()
+        if var in known:
+            values[known[var]] = _coerce(known[var], value, var)
+        elif old in RENAMED:
+            name = _current(old, var)
+            values.setdefault(name, _coerce(name, value, var))
+        else:
+            log.warning("%s is not a metamesh setting, ignored%s", var, closest(var, [*known, *OTHER_ENV]))
+    return values
 
 
 def load_config(
@@ -290,7 +339,9 @@ def load_config(
 ) -> NodeConfig:
     """Resolve a config: profile, then TOML ``[node]`` table, then ``METAMESH_*``, then overrides.
 
-    ``overrides`` holds command-line flags; ``None`` values are ignored.
+    ``overrides`` holds command-line flags by setting name; ``None`` values are ignored.
+    Raises :class:`ConfigError` for an unknown setting or a bad value; logs a warning for an
+    old setting name and for an unknown ``METAMESH_*`` variable.
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -306,22 +357,18 @@ def load_config(
         table = doc.get("node", doc)
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [node] must be a table")
-    chosen = profile or env.get("METAMESH_PROFILE") or table.get("profile") or "lan"
-    if chosen not in PROFILES:
-        raise ConfigError(f"unknown profile {chosen!r}; choose from {', '.join(PROFILES)}")
+    sources = ((profile, "--profile"), (env.get(env_name("profile")), env_name("profile")))
+    chosen, source = next(((v, s) for v, s in sources if v), (table.get("profile") or "lan", str(path)))
+    _coerce("profile", chosen, source)
     for key, value in table.items():
-        if key == "profile":
-            continue
-        if key not in _FIELDS:
-            raise ConfigError(f"{path}: unknown setting {key!r}")
-        values[key] = _coerce(key, value, str(path))
-    for key in _FIELDS:
-        env_key = f"METAMESH_{key.upper()}"
-        if env_key in env and key not in ("profile", "limits"):
-            values[key] = _coerce(key, env[env_key], env_key)
+        if key != "profile":
+            name = _current(key, str(path))
+            coerced = _coerce(name, value, str(path))
+            values[name] = values.get(name, coerced) if key in RENAMED else coerced  # the new name wins
+    values.update(_from_env(env))
     for key, value in (overrides or {}).items():
         if value is not None:
-            if key not in _FIELDS:
-                raise ConfigError(f"unknown setting {key!r}")
-            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+            if key not in SETTINGS:
+                raise ConfigError(f"unknown setting {key!r}{closest(key, SETTINGS)}")
+            values[key] = _coerce(key, value, flag_name(key))
     return replace(PROFILES[chosen], **values)

@@ -71,16 +71,16 @@ def _prompt_learner(config: NodeConfig) -> Learner:
     held = {q.id for q in held_out}
     train = [q for q in questions if q.id not in held]
     weights = parse_weights(config.weights, categories)
-    llm = parse_llm_spec(config.llm, questions=questions, seed=config.seed)
+    llm = parse_llm_spec(config.llm, questions=questions, seed=config.random_seed)
     learner_config = PromptLearnerConfig(
         federated=config.arm == "federated",
         random_policy=config.arm == "random",
-        seed=config.seed,
+        seed=config.random_seed,
         drift_at=config.drift_at,
     )
     return PromptLearner(
         llm,
-        question_stream(train, weights=weights, seed=config.seed),
+        question_stream(train, weights=weights, seed=config.random_seed),
         config=learner_config,
         categories=categories,
         eval_questions=held_out,
@@ -109,11 +109,13 @@ def _evolve_learner(config: NodeConfig) -> Learner:
         q for i, q in enumerate(rest) if i % max(config.regions, 1) == config.part % max(config.regions, 1)
     ]
     llm = (
-        EvolvingLLM(questions, seed=config.seed)
+        EvolvingLLM(questions, seed=config.random_seed)
         if config.llm == "sim"
-        else parse_llm_spec(config.llm, questions=questions, seed=config.seed)
+        else parse_llm_spec(config.llm, questions=questions, seed=config.random_seed)
     )
-    evolve = EvolveConfig(seed=config.seed, max_iterations=config.episodes or EvolveConfig().max_iterations)
+    evolve = EvolveConfig(
+        seed=config.random_seed, max_iterations=config.episodes or EvolveConfig().max_iterations
+    )
     try:
         return EvolveLearner(
             llm, own, categories=sorted(pools), config=evolve, federated=config.arm == "federated",
@@ -185,7 +187,10 @@ def _braid_learner(config: NodeConfig) -> Learner:
         raise ConfigError("--tasks-per-round must be at least 1")
     exchange = config.share_domain or "braid"
     stream = TaskStream(
-        parse_mix(config.task_mix), budgets=budgets, latency_limit_ms=config.latency_limit, seed=config.seed
+        parse_mix(config.task_mix),
+        budgets=budgets,
+        latency_limit_ms=config.latency_limit,
+        seed=config.random_seed,
     )
     learner = BraidLearner(
         pool,
@@ -196,7 +201,7 @@ def _braid_learner(config: NodeConfig) -> Learner:
             latency_limit_ms=config.latency_limit,
             tasks_per_round=config.tasks_per_round,
             privacy=_privacy(config),
-            seed=config.seed,
+            seed=config.random_seed,
         ),
         domain=exchange,
     )
@@ -210,9 +215,9 @@ def _experts_learner(config: NodeConfig) -> Learner:
     from metamesh.node.experts.node_learner import MODEL_NAME, ExpertNodeLearner
 
     if config.dataset:
-        data = load_user_data(config.dataset, seed=config.seed)
+        data = load_user_data(config.dataset, seed=config.random_seed)
     else:
-        domain = config.domains[0] if config.domains else DOMAINS[0]
+        domain = config.domain[0] if config.domain else DOMAINS[0]
         data = make_node_data(
             domain, config.part, n_train=config.samples, n_test=256, seed=0, regions=config.regions
         )
@@ -223,7 +228,7 @@ def _experts_learner(config: NodeConfig) -> Learner:
             fedprox_mu=config.fedprox_mu,
             frozen=config.frozen,
             privacy=_privacy(config),
-            seed=config.seed,
+            seed=config.random_seed,
             init_seed=0,
         ),
     )

@@ -170,7 +170,7 @@ class Node:
             ),
             [GLOBAL_DOMAIN, *config.domain],
         )
-        self._rng = random.Random(f"{config.seed}:{self.id}")
+        self._rng = random.Random(f"{config.random_seed}:{self.id}")
         # The latest message per (sender, kind, domain): a prompt learner's row per category domain,
         # an experts node's insight (data domain) and offset (exchange domain) are separate states.
         self.latest: dict[tuple[str, str, str], _Latest] = {}

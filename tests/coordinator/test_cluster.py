@@ -117,11 +117,11 @@ def test_a_prompt_learner_joining_late_answers_better_early_with_the_coordinator
     )
     seed = ("--seed", coord.router)
     veterans = [
-        cluster.start(f"v{i}", *common, "--episodes", "150", "--seed-value", str(i), *seed) for i in range(3)
+        cluster.start(f"v{i}", *common, "--episodes", "150", "--random-seed", str(i), *seed) for i in range(3)
     ]
     wait_until(lambda: all(events(v, "done") for v in veterans), 120, "veterans finish 150 episodes")
     wait_until(lambda: min(meta_versions(veterans)) >= 2, 20, "a meta with the veterans' Q-rows")
-    late = ("--arm", "local", "--episodes", "10", "--eval-every", "5", "--seed-value", "7")
+    late = ("--arm", "local", "--episodes", "10", "--eval-every", "5", "--random-seed", "7")
     joiner = cluster.start("joiner", *common, *late, "--seed", coord.router)
     fresh = cluster.start("fresh", *common, *late)
     wait_until(lambda: events(joiner, "done") and events(fresh, "done"), 60, "both finish 10 episodes")

@@ -35,7 +35,7 @@ async def test_a_seed_given_by_name_is_looked_up_and_joined(tmp_path: Path) -> N
     async with Node(config(tmp_path / "a")) as a:
         port = a.router_endpoint.rsplit(":", 1)[1]
         async with Node(
-            config(tmp_path / "b", seeds=[f"tcp://localhost:{port}"], advertise="localhost")
+            config(tmp_path / "b", seed=[f"tcp://localhost:{port}"], advertise="localhost")
         ) as b:
             assert b.pub_endpoint.startswith("tcp://127.0.0.1:")  # advertised as an address
             async with asyncio.timeout(20):
@@ -58,7 +58,7 @@ def ipv6_loopback() -> bool:
 async def test_nodes_bound_to_an_ipv6_address_find_each_other(tmp_path: Path) -> None:
     async with Node(config(tmp_path / "a", host="::1")) as a:
         assert a.router_endpoint.startswith("tcp://[::1]:")  # bracketed, as PROTOCOL.md §4 asks
-        async with Node(config(tmp_path / "b", host="::1", seeds=[a.router_endpoint])) as b:
+        async with Node(config(tmp_path / "b", host="::1", seed=[a.router_endpoint])) as b:
 
             def linked(x: Node, y: Node) -> bool:  # x's SUB takes y's PUB, and heartbeats come over it
                 record = x.peers.get(y.id)
@@ -78,8 +78,8 @@ async def test_an_advertised_name_that_does_not_resolve_stops_the_start(tmp_path
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("seeds", ["ipc:///tmp/x"], "not a tcp:// endpoint"),
-        ("seeds", ["tcp://10.0.0.2"], "no port"),
+        ("seed", ["ipc:///tmp/x"], "not a tcp:// endpoint"),
+        ("seed", ["tcp://10.0.0.2"], "no port"),
         ("peer_networks", ["10.0.0.0/33"], "not a network"),
         ("advertise", "tcp://10.0.0.2:5", "host name or address"),
     ],

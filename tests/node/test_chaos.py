@@ -106,7 +106,7 @@ def test_kill_9_and_restart_at_random_moments_loses_nothing(cluster: Cluster) ->
     try:
         first = cluster.start("n0", *LEARNER)
         nodes = [first] + [
-            cluster.start(f"n{i}", *LEARNER, "--seed", first.router, "--seed-value", str(i))
+            cluster.start(f"n{i}", *LEARNER, "--seed", first.router, "--random-seed", str(i))
             for i in range(1, 4)
         ]
         for node in nodes:

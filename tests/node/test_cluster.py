@@ -133,7 +133,7 @@ def test_curve_admits_allowlisted_keys_only(cluster: Cluster, tmp_path: Path) ->
 def test_kill_9_loses_nothing_a_peer_has_seen(cluster: Cluster) -> None:
     learner = ["--learner", "prompts", "--pace", "0.01", "--eval-every", "0"]
     a = cluster.start("a", *learner)
-    b = cluster.start("b", *learner, "--seed", a.router, "--seed-value", "1")
+    b = cluster.start("b", *learner, "--seed", a.router, "--random-seed", "1")
     wait_until(lambda: a.peer_states().get("b") == "alive", 15, "a to see b")
     rng = random.Random(5)
     for round_ in range(3):

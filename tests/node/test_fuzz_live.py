@@ -114,7 +114,7 @@ async def test_a_live_node_survives_a_fuzz_flood_and_keeps_learning(cluster: Clu
         return report
 
     config = load_config(
-        profile="local", overrides={"home": tmp_path / "fz", "name": "fz", "seeds": [target.router]}
+        profile="local", overrides={"home": tmp_path / "fz", "name": "fz", "seed": [target.router]}
     )
     rng = random.Random(20261201)
     valid = valid_messages(rng)

@@ -68,7 +68,7 @@ def start_hosts(cluster: Cluster, hosts: list[tuple[str, str, str]], *args: str)
         cluster.start(
             f"h{i}",
             *("--host", "0.0.0.0", "--advertise", addr, "--beacon", "--beacon-address", f"{SUBNET}.255"),
-            *("--seed-value", str(i), *args),
+            *("--random-seed", str(i), *args),
             prefix=("ip", "netns", "exec", ns),
         )
         for i, (ns, addr, _) in enumerate(hosts)

@@ -66,8 +66,8 @@ async def network(tmp_path: Path, keys: dict[str, Path], **overrides: Any) -> As
                 overrides={
                     "home": tmp_path / name,
                     "name": name,
-                    "keys_dir": key_dir,
-                    "seeds": seeds,
+                    "keys": key_dir,
+                    "seed": seeds,
                     "domains": [DOMAIN],
                     **overrides,
                 },
