@@ -10,6 +10,10 @@ from pathlib import Path
 from metamesh.cli import exitcodes
 from metamesh.errors import MetameshError
 
+#: What `cluster up` can start without further options (the others need data, torch or a pool).
+CLUSTER_LEARNERS = ("none", "prompts")
+CLUSTER_PROFILES = ("local", "lan", "edge")
+
 HELP = "start, inspect and stop a local cluster of node processes in the background"
 
 DESCRIPTION = """\
@@ -37,16 +41,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         c = csub.add_parser(name, help=text)
         c.add_argument("--dir", type=Path, default=Path("metamesh-cluster"), help="cluster directory")
         if name == "up":
-            c.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
-            c.add_argument("--profile", default="local", help="node profile (default local)")
-            c.add_argument("--learner", default="none", help="none or prompts (default none)")
-            c.add_argument("--pace", type=float, default=0.2, help="seconds between learning steps")
+            c.add_argument("--nodes", type=int, default=3, help="how many nodes, 1 or more (default 3)")
+            c.add_argument(
+                "--profile", default="local", choices=CLUSTER_PROFILES, help="node profile (default local)"
+            )
+            c.add_argument(
+                "--learner",
+                default="none",
+                choices=CLUSTER_LEARNERS,
+                help="what each node learns: none or prompts (default none)",
+            )
+            c.add_argument(
+                "--pace", type=float, default=0.2, help="seconds between learning steps (default 0.2)"
+            )
         c.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from metamesh.deploy.cluster import cluster_down, cluster_up, is_running, read_state
 
+    if args.cluster_command == "up" and args.nodes < 1:
+        sys.stderr.write(f"metamesh cluster up: --nodes must be 1 or more, not {args.nodes}\n")
+        return exitcodes.USAGE
     try:
         if args.cluster_command == "up":
             extra = ["--profile", args.profile, "--learner", args.learner, "--pace", str(args.pace)]
@@ -86,4 +102,4 @@ def run(args: argparse.Namespace) -> int:
         return exitcodes.OK
     except MetameshError as exc:
         sys.stderr.write(f"metamesh cluster: {exc}\n")
-        return exitcodes.FAILURE
+        return exitcodes.for_error(exc)

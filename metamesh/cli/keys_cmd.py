@@ -47,5 +47,8 @@ def run(args: argparse.Namespace) -> int:
     except MetameshError as exc:
         sys.stderr.write(f"metamesh keys: {exc}\n")
         return exitcodes.CONFIG
+    except OSError as exc:  # the directory cannot be made or written
+        sys.stderr.write(f"metamesh keys: cannot write keys in {args.dir}: {exc.strerror or exc}\n")
+        return exitcodes.CONFIG
     sys.stdout.write(f"wrote {args.dir}/node.key and node.key_secret\npublic key: {public.decode()}\n")
     return exitcodes.OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from metamesh import __version__
@@ -19,23 +20,25 @@ from metamesh.cli import (
     status_cmd,
 )
 from metamesh.cli.logs import setup_logging
+from metamesh.errors import MetameshError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="metamesh",
         description=(
-            "A peer-to-peer network of learning agents. Nodes learn on their own data and "
-            "share insights, Q-tables and weight deltas with the peers of their domains."
+            "A peer-to-peer network of learning agents. Nodes learn on their own data\n"
+            "and share insights, Q-tables and weight deltas with the peers of their domains."
         ),
-        epilog="Start with `metamesh demo`. Every subcommand has its own --help.",
+        epilog="Start with `metamesh demo`. Every subcommand has its own --help.\n\n" + exitcodes.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"metamesh {__version__}")
     parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
-        help="how much to log to stderr (default info)",
+        help="how much to log to stderr (default info; other libraries log only warnings unless debug)",
     )
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -62,5 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help()
         return exitcodes.USAGE
-    result: int = run(args)
+    try:
+        result: int = run(args)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"metamesh {args.command}: interrupted\n")
+        return exitcodes.INTERRUPTED
+    except MetameshError as exc:  # what a command did not translate itself: one line, not a traceback
+        sys.stderr.write(f"metamesh {args.command}: {exc}\n")
+        return exitcodes.for_error(exc)
     return result

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from metamesh.cli import exitcodes
-from metamesh.errors import MetameshError
+from metamesh.errors import ConfigError, MetameshError
 from metamesh.protocol import Status, StatusRequest
 
 HELP = "show a running node's peers, domains, counters and learner"
@@ -39,6 +39,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from metamesh.node.client import ask
 
+    if not args.address.startswith("tcp://"):
+        sys.stderr.write(
+            f"metamesh status: {args.address!r} is not a tcp:// endpoint, e.g. tcp://127.0.0.1:5556\n"
+        )
+        return exitcodes.USAGE
     try:
         reply = asyncio.run(
             ask(
@@ -48,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     except TimeoutError:
         sys.stderr.write(f"metamesh status: no answer from {args.address} within {args.timeout:g} s\n")
         return exitcodes.UNREACHABLE
+    except ConfigError as exc:  # a malformed address or a missing key
+        sys.stderr.write(f"metamesh status: {exc}\n")
+        return exitcodes.CONFIG
     except MetameshError as exc:
         sys.stderr.write(f"metamesh status: {exc}\n")
         return exitcodes.UNREACHABLE

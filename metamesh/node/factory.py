@@ -25,12 +25,18 @@ def parse_weights(text: str, categories: list[str]) -> dict[str, float]:
     weights: dict[str, float] = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
+        name = name.strip()
         try:
-            weights[name.strip()] = float(value)
+            weight = float(value)
         except ValueError as exc:
             raise ConfigError(f"--weights: {part!r} is not CATEGORY=NUMBER") from exc
-        if not sep or weights[name.strip()] < 0:
-            raise ConfigError(f"--weights: {part!r} is not CATEGORY=NUMBER")
+        if not sep or not 0 <= weight < float("inf"):
+            raise ConfigError(f"--weights: {part!r} is not CATEGORY=NUMBER (a number >= 0)")
+        if name not in categories:
+            raise ConfigError(
+                f"--weights: unknown category {name!r}; the questions have: {', '.join(categories)}"
+            )
+        weights[name] = weight
     rest = [c for c in categories if c not in weights]
     left = max(0.0, 1.0 - sum(weights.values()))
     for c in rest:
