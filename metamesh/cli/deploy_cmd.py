@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
+import grp
+import io
+import os
+import pwd
 import sys
-from pathlib import Path
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
 from metamesh.cli import exitcodes
 
@@ -12,7 +19,10 @@ HELP = "render deployment files (systemd units) for LAN hosts"
 
 DESCRIPTION = """\
 Prints a systemd unit that runs a node (or, with --coordinator, the
-coordinator) with the flags you give after --. Install it with:
+coordinator) with the flags you give after --; they are checked as the node
+would check them. The unit runs as you (the user running this command) unless
+--user names another; then the steps that create that user and give it the
+home are printed on stderr. Install it with:
 
   metamesh deploy systemd --name n1 --home /var/lib/metamesh/n1 -- \\
       --profile lan --host 0.0.0.0 --beacon --keys /var/lib/metamesh/n1/keys \\
@@ -41,30 +51,101 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     s.add_argument(
         "--coordinator", action="store_true", help="run `metamesh coordinator` instead of `metamesh node`"
     )
-    s.add_argument("--user", default="metamesh", help="system user to run as (default metamesh)")
-    s.add_argument("--python", default=sys.executable, help="python with metamesh installed")
+    s.add_argument("--user", help="user to run as (default: you, the user running this command)")
+    s.add_argument(
+        "--python", default=sys.executable, help="python with metamesh installed (default: this one)"
+    )
     s.add_argument(
         "node_args", nargs=argparse.REMAINDER, help="-- then flags for `metamesh node` (or `coordinator`)"
     )
     s.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from metamesh.deploy.systemd import render_unit
+#: Node flags that always take a path, and those that take a path or a built-in name.
+PATH_FLAGS = ("--config", "--keys")
+MAYBE_PATH_FLAGS = ("--dataset", "--pool")
 
-    node_args = [a for a in args.node_args if a != "--"]
-    if "--home" in node_args:
-        sys.stderr.write("metamesh deploy: give --home before --, not in the node flags\n")
+
+def _absolute(flag: str, value: str) -> str:
+    """A path made absolute, so the unit does not depend on where this command ran."""
+    if flag in PATH_FLAGS or (flag in MAYBE_PATH_FLAGS and ("/" in value or Path(value).exists())):
+        return os.path.abspath(os.path.expanduser(value))
+    return value
+
+
+def _absolute_paths(args: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if eq and flag.startswith("--"):
+            out.append(f"{flag}={_absolute(flag, value)}")
+        else:
+            out.append(_absolute(args[i - 1], arg) if i else arg)
+    return out
+
+
+def _check(command: str, args: Sequence[str]) -> str | None:
+    """Parse ``args`` as ``metamesh COMMAND`` would and resolve the config: an error line or None."""
+    from metamesh.cli.main import build_parser
+    from metamesh.cli.node_cmd import NODE_SETTINGS
+    from metamesh.errors import MetameshError
+    from metamesh.node.config import load_config
+
+    if "--home" in args or any(a.startswith("--home=") for a in args):
+        return "give --home before --, not in the node flags"
+    if "-h" in args or "--help" in args:
+        return "give the node's flags after --, not --help"
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            parsed = build_parser().parse_args([command, *args])
+    except SystemExit:
+        lines = err.getvalue().strip().splitlines() or ["bad node flags"]
+        return f"{command} flags: {lines[-1].split(' error: ', 1)[-1]}"
+    overrides = {k: v for k, v in vars(parsed).items() if k in NODE_SETTINGS}
+    overrides.pop("home", None)
+    try:
+        load_config(profile=parsed.profile, env={}, overrides=overrides)
+    except MetameshError as exc:
+        return f"{command} flags: {exc}"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from metamesh.deploy.systemd import render_unit, user_steps
+
+    command = "coordinator" if args.coordinator else "node"
+    node_args = _absolute_paths([a for a in args.node_args if a != "--"])
+    problem = _check(command, node_args)
+    if problem is not None:
+        sys.stderr.write(f"metamesh deploy: {problem}\n")
         return exitcodes.USAGE
+    home = PurePosixPath(os.path.abspath(args.home.expanduser()))
+    python = PurePosixPath(os.path.abspath(os.path.expanduser(args.python)))
+    if not os.access(python, os.X_OK):
+        sys.stderr.write(f"metamesh deploy: note: {python} is not executable here; the host needs it\n")
+    me = getpass.getuser()
+    user = args.user or me
+    try:
+        group = grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+        exists = True
+    except KeyError:
+        group, exists = user, False
+    if user != me or not exists:
+        steps = "\n".join(f"  {step}" for step in user_steps(user, home, exists=exists))
+        sys.stderr.write(
+            f"metamesh deploy: the unit runs as {user}; before starting it, run as root:\n{steps}\n"
+        )
     sys.stdout.write(
         render_unit(
             name=args.name,
-            home=args.home,
+            home=home,
             args=["--name", args.name, *node_args],
-            user=args.user,
-            python=args.python,
-            command="coordinator" if args.coordinator else "node",
-            description="metamesh coordinator" if args.coordinator else "metamesh node",
+            user=user,
+            group=group,
+            python=python,
+            command=command,
+            description=f"metamesh {command}",
         )
     )
     return exitcodes.OK
