@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from metamesh.errors import TransportError
 
 __all__ = ["MetricsServer", "render"]
 
@@ -122,7 +125,15 @@ class MetricsServer:
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._handle, host, port)
+        """Listen on ``host:port`` (0: any free port) and return the port.
+
+        Raises :class:`TransportError` when the port is busy or the address cannot be bound.
+        """
+        try:
+            self._server = await asyncio.start_server(self._handle, host, port)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise TransportError(f"cannot serve metrics on {host}:{port} (--metrics-port): {reason}") from exc
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
