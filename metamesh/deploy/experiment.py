@@ -225,7 +225,7 @@ class PromptExperiment:
                 total=self.episodes * len(events),
                 unit="questions",
                 finished=sum(any(e["event"] == "done" for e in ev) for ev in events.values()),
-                note=f"mean accuracy {sum(accs) / len(accs):.2f}" if accs else "",
+                note=f"accuracy {sum(accs) / len(accs):.2f}" if accs else "",
             )
         )
 

@@ -249,7 +249,7 @@ class ExpertsExperiment:
                 total=self.rounds * len(events),
                 unit="rounds",
                 finished=sum(any(e["event"] == "done" for e in ev) for ev in events.values()),
-                note=f"mean held-out loss {sum(losses) / len(losses):.3f}" if losses else "",
+                note=f"held-out loss {sum(losses) / len(losses):.3f}" if losses else "",
             )
         )
 
