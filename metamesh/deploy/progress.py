@@ -32,7 +32,7 @@ class Status:
     finished: int = 0
     """Nodes that have logged ``done``."""
     note: str = ""
-    """A short figure, such as the mean accuracy so far; the first part dropped for width."""
+    """A short figure, such as the mean accuracy so far; dropped for width after the finished nodes."""
 
 
 def format_eta(seconds: float) -> str:
@@ -52,7 +52,8 @@ def format_status(
 
     ``elapsed`` is the seconds since the arm started (for the ETA); ``position`` is
     (this arm's number, arms in the run). Parts are dropped from the least useful
-    (the note) to the most (the arm and its counts), then the line is cut.
+    (the finished nodes, then the note) to the most (the arm and its counts), then
+    the line is cut.
     """
     head = status.arm if position is None else f"{status.arm} ({position[0]}/{position[1]})"
     if status.total:
@@ -65,7 +66,7 @@ def format_status(
         eta = "ETA " + format_eta(elapsed * (status.total - status.done) / status.done)
     nodes = f"{status.finished}/{status.nodes} nodes done"
     # (part, priority): the lowest priority goes first when the line is too wide.
-    parts = [(head, 5), (count, 4), (percent, 2), (eta, 3), (nodes, 1), (status.note, 0)]
+    parts = [(head, 5), (count, 4), (percent, 2), (eta, 3), (nodes, 0), (status.note, 1)]
     kept = [(p, rank) for p, rank in parts if p]
     while len(kept) > 1 and len("  ".join(p for p, _ in kept)) > width:
         kept.remove(min(kept, key=lambda pr: pr[1]))

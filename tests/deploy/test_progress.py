@@ -25,7 +25,9 @@ def test_a_wide_line_shows_counts_percentage_eta_and_the_note() -> None:
     assert "3/12 nodes done" in line and line.endswith("mean accuracy 0.83")
 
 
-def test_a_narrow_line_keeps_the_arm_and_its_counts_and_drops_the_note_first() -> None:
+def test_a_narrow_line_keeps_the_arm_and_its_counts_and_drops_finished_nodes_then_the_note() -> None:
+    line = format_status(LONG, width=79, elapsed=30.0, position=(4, 4))
+    assert "450/2400 questions" in line and "accuracy" in line and "nodes done" not in line
     line = format_status(LONG, width=60, elapsed=30.0, position=(4, 4))
     assert "450/2400 questions" in line and "ETA" in line and "accuracy" not in line
 
