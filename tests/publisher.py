@@ -20,7 +20,7 @@ from metamesh.protocol import Delta, Insight, QTable
 
 
 async def main(home: str, seed: str, domain: str) -> None:
-    overrides: dict[str, object] = {"home": home, "seeds": [seed], "domains": [domain], "name": "pub"}
+    overrides: dict[str, object] = {"home": home, "seed": [seed], "domain": [domain], "name": "pub"}
     if "sparse" in sys.argv[4:]:
         overrides.update(mesh_d=1, mesh_d_lo=1, mesh_d_hi=2)
     config = load_config(profile="local", overrides=overrides)

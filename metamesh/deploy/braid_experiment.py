@@ -113,7 +113,7 @@ class BraidExperiment:
     def _args(self, arm: str, i: int) -> list[str]:
         return ["--profile", "local", "--name", f"{arm[:3]}{i}", "--learner", "braid",
                 "--episodes", str(self.rounds), "--tasks-per-round", str(self.tasks_per_round),
-                "--task-mix", node_mix(i), "--seed-value", str(self.seed * 100 + i), "--arm", arm,
+                "--task-mix", node_mix(i), "--random-seed", str(self.seed * 100 + i), "--arm", arm,
                 "--budgets", ",".join(f"{b:g}" for b in self.budgets),
                 "--latency-limit", str(self.latency_limit), "--pace", str(self.pace)]  # fmt: skip
 

@@ -113,7 +113,7 @@ class EvolveExperiment:
             for i in range(self.nodes):
                 args = ["--profile", "local", "--name", f"{arm[:3]}{i}", "--learner", "evolve",
                         "--pace", str(self.pace), "--regions", str(self.nodes), "--part", str(i),
-                        "--seed-value", str(self.seed * 100 + i), "--arm", arm]  # fmt: skip
+                        "--random-seed", str(self.seed * 100 + i), "--arm", arm]  # fmt: skip
                 if self.dataset:
                     args += ["--dataset", self.dataset]
                 if procs and arm == "federated":
@@ -137,7 +137,7 @@ class EvolveExperiment:
                 name = "drifter" if i == self.nodes else f"honest{i}"
                 args = ["--profile", "local", "--name", name, "--learner", "prompts", "--pace", "0.005",
                         "--eval-every", "0", "--episodes", str(self.drift_episodes),
-                        "--seed-value", str(self.seed * 100 + i), "--quarantine-above", "3"]  # fmt: skip
+                        "--random-seed", str(self.seed * 100 + i), "--quarantine-above", "3"]  # fmt: skip
                 if name == "drifter":
                     args += ["--drift-at", str(self.drift_at)]
                 if procs:

@@ -157,7 +157,7 @@ class PromptExperiment:
             str(self.eval_every),
             "--pace",
             str(self.pace),
-            "--seed-value",
+            "--random-seed",
             str(self.seed * 100 + i),
             # Every category a node is asked about is worth its domain: rare ones most of all.
             "--domain-enter",

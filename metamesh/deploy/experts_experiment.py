@@ -139,7 +139,7 @@ class ExpertsExperiment:
             str(self.rounds),
             "--pace",
             str(self.pace),
-            "--seed-value",
+            "--random-seed",
             str(self.seed * 1000 + DOMAINS.index(domain) * 100 + part if domain in DOMAINS else part),
             "--arm",
             "local" if arm == "local" else "federated",

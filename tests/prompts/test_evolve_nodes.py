@@ -19,7 +19,7 @@ def done(node: NodeProcess) -> dict[str, object] | None:
 def test_nodes_evolve_prompts_together(cluster: Cluster) -> None:
     first = cluster.start("e0", *LEARNER, "--part", "0")
     nodes = [first] + [
-        cluster.start(f"e{i}", *LEARNER, "--part", str(i), "--seed-value", str(i), "--seed", first.router)
+        cluster.start(f"e{i}", *LEARNER, "--part", str(i), "--random-seed", str(i), "--seed", first.router)
         for i in (1, 2)
     ]
     wait_until(lambda: all(done(n) for n in nodes), 90, "every node to converge")
