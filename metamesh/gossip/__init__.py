@@ -14,6 +14,7 @@ Pure logic (values in, values out; time passed in):
 Adapters to the network:
 
 - ``transport``: the one socket factory (CurveZMQ and ZAP in one place)
+- ``receive``: the receive loops, and a SUB's links changed only between whole messages
 - ``keys``: CurveZMQ keypairs and allowlists on disk
 - ``beacon``: UDP beacon discovery on a LAN
 """

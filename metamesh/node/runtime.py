@@ -31,6 +31,7 @@ from metamesh.gossip.hysteresis import DomainMembership
 from metamesh.gossip.keys import load_keys
 from metamesh.gossip.membership import Membership, MembershipConfig, PeerState
 from metamesh.gossip.mesh import MeshConfig
+from metamesh.gossip.receive import SubLinks, drain
 from metamesh.gossip.resolve import resolve_host, resolve_tcp
 from metamesh.gossip.score import PeerScores, ScoreChange
 from metamesh.gossip.transport import SocketFactory, SocketOptions
@@ -80,7 +81,6 @@ DRIFT_ZERO_WEIGHT = 0.4
 MEMBERSHIP_KINDS = frozenset({"hello", "heartbeat", "bye"})
 #: Kinds relayed by ``ihave`` when large: learner state and the coordinator's meta-parameters.
 LAZY_KINDS = STATE_KINDS | {"meta"}
-DRAIN_BATCH = 512
 STATUS_TOPIC = f"{GLOBAL_DOMAIN}/status_request/0".encode()
 #: How long a node waits for the direct copy of a message announced by ``ihave`` before fetching it.
 LAZY_FETCH_DELAY = 0.05
@@ -257,7 +257,7 @@ class Node:
         self._pub_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._pub.underlying)
         self._router_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._router.underlying)
         self._sub = self._factory.sub()
-        self._sub_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._sub.underlying)
+        self._links = SubLinks(self._factory, self._sub)  # unlinked only between whole messages
         self._sub.setsockopt(zmq.SUBSCRIBE, topic_prefix(GLOBAL_DOMAIN))
         for domain in self.domains:
             self._sub.setsockopt(zmq.SUBSCRIBE, topic_prefix(domain))
@@ -468,25 +468,11 @@ class Node:
 
     # -- receiving -------------------------------------------------------------
 
-    async def _drain(
-        self, sock: zmq.asyncio.Socket, raw: zmq.Socket[bytes], handle: Callable[[list[Any]], None]
-    ) -> None:
-        while True:
-            await sock.poll()  # readable
-            for _ in range(DRAIN_BATCH):
-                try:
-                    frames = raw.recv_multipart(zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
-                handle(frames)
-            else:
-                await asyncio.sleep(0)  # a full batch: let other tasks run
-
     async def _sub_loop(self) -> None:
-        await self._drain(self._sub, self._sub_raw, self._on_published)
+        await drain(self._sub, self._on_published, links=self._links)
 
     async def _router_loop(self) -> None:
-        await self._drain(self._router, self._router_raw, self._on_request)
+        await drain(self._router, self._on_request)
 
     def _decode(
         self,
@@ -721,7 +707,7 @@ class Node:
             return True
         assert self._factory is not None
         try:
-            self._factory.connect_sub(self._sub, record.addr.pub, self._server_key(peer_id))
+            self._links.link(record.addr.pub, self._server_key(peer_id))
         except TransportError as exc:
             self.counters.dropped["unconnectable_peer"] += 1
             log.debug("not connecting to %s: %s", peer_id, exc)
@@ -757,8 +743,7 @@ class Node:
         record = self.peers.get(peer_id)
         if record is None or not record.connected:
             return
-        with contextlib.suppress(zmq.ZMQError):
-            self._sub.disconnect(record.addr.pub)
+        self._links.unlink(record.addr.pub)  # done by the sub loop, between whole messages
         log.debug("unlinked from %s at %s", peer_id, record.addr.pub)
         record.connected = False
         record.hello_sent = False
