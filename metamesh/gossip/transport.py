@@ -9,6 +9,8 @@ public keys. Nothing else in metamesh calls ``ctx.socket``.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import zmq
@@ -22,6 +24,11 @@ from metamesh.protocol import Limits
 __all__ = ["SocketFactory", "SocketOptions"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds between two warnings about the same refused public key.
+REFUSAL_LOG_INTERVAL = 60.0
+#: Refused keys remembered for that; the oldest is forgotten first.
+MAX_REFUSED_LOGGED = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,8 +154,19 @@ class SocketFactory:
         except zmq.ZMQError as exc:
             raise TransportError(f"cannot connect to {endpoint}: {exc}") from exc
 
-    def dealer(self, endpoint: str, server_key: bytes | None) -> zmq.asyncio.Socket:
+    def dealer(
+        self,
+        endpoint: str,
+        server_key: bytes | None,
+        *,
+        before_connect: Callable[[zmq.asyncio.Socket], None] | None = None,
+    ) -> zmq.asyncio.Socket:
+        """A DEALER connected to ``endpoint``; ``before_connect`` sees it first, so a socket
+        monitor attached there sees the first attempt too (libzmq does not retry a handshake
+        the server refused by ZAP: that first attempt may be the only one)."""
         sock = self._client(zmq.DEALER, server_key)
+        if before_connect is not None:
+            before_connect(sock)
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as exc:
@@ -158,14 +176,31 @@ class SocketFactory:
 
 
 class _Allowlist:
-    """ZAP credentials provider: a client is admitted only if its key is allowlisted."""
+    """ZAP credentials provider: a client is admitted only if its key is allowlisted.
 
-    def __init__(self, keys: CurveKeys) -> None:
+    A refused key is logged by its Z85 public key, the first line of that node's
+    ``node.key``, so an operator can tell whose it is; once per key per
+    ``REFUSAL_LOG_INTERVAL`` (a refused client keeps reconnecting), for a bounded set of keys.
+    """
+
+    def __init__(self, keys: CurveKeys, clock: Callable[[], float] = time.monotonic) -> None:
         self._allowed = set(keys.authorized.values()) | {keys.public}
+        self._refused: dict[bytes, float] = {}  # key -> when last logged
+        self._clock = clock
 
     def callback(self, domain: str, key: bytes) -> bool:
         """``key`` arrives Z85-encoded from pyzmq's authenticator."""
         allowed = key in self._allowed
         if not allowed:
-            log.warning("refused a connection from an unknown public key")
+            now = self._clock()
+            last = self._refused.get(key)
+            if last is None or now - last >= REFUSAL_LOG_INTERVAL:
+                if last is None and len(self._refused) >= MAX_REFUSED_LOGGED:
+                    self._refused.pop(next(iter(self._refused)))
+                self._refused[key] = now
+                log.warning(
+                    "refused a connection from public key %s: it is in no authorized/*.key file; "
+                    "to admit that node, copy its node.key to authorized/ID.key, ID its node id",
+                    key.decode("ascii", "replace"),
+                )
         return allowed

@@ -40,6 +40,7 @@ from metamesh.node.counters import Counters
 from metamesh.node.learner import Learner, StepPacer
 from metamesh.node.meshing import Meshes
 from metamesh.node.metrics import MetricsServer
+from metamesh.node.reachability import Reachability
 from metamesh.node.state import NodeDir, encode_checkpoint
 from metamesh.protocol import (
     GLOBAL_DOMAIN,
@@ -276,6 +277,9 @@ class Node:
         self._spawn(self._router_loop(), "router")
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._checkpoint_loop(), "checkpoint")
+        self._reach = Reachability(
+            cfg.seed, own_id=self.id, keys=keys, keys_dir=cfg.keys, bound=cfg.dead_after, now=time.monotonic()
+        )
         self._spawn(self._seed_loop(), "seeds")
         if self.learner is not None:
             self._spawn(self._learn_loop(), "learn")
@@ -332,6 +336,7 @@ class Node:
             self._beacon.close()
         if self._metrics is not None:
             self._metrics.close()
+        self._reach.close()
         for sock, _ in self._dealers.values():
             sock.close(linger=0)
         self._sub.close(linger=0)
@@ -832,16 +837,22 @@ class Node:
                         log.warning("seed %s: %s; retrying", seed, exc)
                         self.events.write("seed_unresolved", seed=seed, error=str(exc))
                     continue
+                self._reach.trying(seed, endpoint)
                 try:
                     replies = await self.request(endpoint, self._hello(), timeout=1.0, peer_id=peer_id)
                 except (TimeoutError, TransportError) as exc:
                     log.debug("seed %s not answering yet: %s", seed, exc)
+                    dealer = self._dealers.get(endpoint)
+                    if self._reach.failed(seed, str(exc)) and dealer is not None and not dealer[1].locked():
+                        del self._dealers[endpoint]  # refused: libzmq would never retry this one
+                        dealer[0].close(linger=0)
                     if seed in remembered:
                         remembered[seed] -= 1
                         if not remembered[seed]:
                             pending.remove(seed)
                     continue
                 pending.remove(seed)
+                self._reach.answered(seed)
                 for env in replies:
                     self._dispatch(env)
                     record = self.peers.get(env.sender)
@@ -884,6 +895,8 @@ class Node:
                 )
             for change in self.scores.tick(now):
                 self._score_changed(change)
+            for seed, cause in self._reach.due(now, len(self.membership.alive())):
+                self.events.write("seed_unreachable", seed=seed, cause=cause)
             self._probe_silent(now)
             self._mesh_tick(now)
             await asyncio.sleep(self.config.heartbeat_interval)
@@ -981,7 +994,9 @@ class Node:
         if router not in self._dealers:
             assert self._factory is not None
             peer_id = peer_id or next((p for p, r in self.peers.items() if r.addr.router == router), "")
-            self._dealers[router] = (self._factory.dealer(router, self._server_key(peer_id)), asyncio.Lock())
+            hook = self._reach.before_connect(router)  # a seed's connection is watched from its start
+            sock = self._factory.dealer(router, self._server_key(peer_id), before_connect=hook)
+            self._dealers[router] = (sock, asyncio.Lock())
         sock, lock = self._dealers[router]
         async with lock:
             env = self.envelope(domain, body, hops=0)
