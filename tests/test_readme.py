@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -65,7 +66,7 @@ def run_lines(lines: list[str], cwd: Path, timeout: float) -> subprocess.Complet
 
 
 def test_the_marked_blocks_are_the_ones_this_file_runs() -> None:
-    assert set(readme_blocks()) == {"quickstart", "edge"}
+    assert set(readme_blocks()) == {"quickstart", "edge", "lan"}
 
 
 def test_quickstart_installs_in_a_venv_and_runs_the_demo(tmp_path: Path) -> None:
@@ -116,3 +117,55 @@ def test_edge_node_installs_without_torch_serves_metrics_and_stops_on_ctrl_c(tmp
         if node.poll() is None:
             node.kill()
             node.wait(timeout=10)
+
+
+#: Run inside a private mount namespace: /etc/systemd/system and /var/lib are fresh tmpfs there,
+#: so the block writes its unit and home as written without touching the host's. This machine runs
+#: no service manager, so ``sudo`` and ``systemctl`` are stand-ins that run as root and record the
+#: call; the unit itself is checked by systemd-analyze and its ExecStart is run as systemd would.
+LAN_HARNESS = """
+set -euo pipefail
+mount -t tmpfs tmpfs /etc/systemd/system
+mount -t tmpfs tmpfs /var/lib
+{block}
+unit=/etc/systemd/system/metamesh-n1.service
+systemd-analyze verify "$unit"
+cmd=$(sed -n 's/^ExecStart=//p' "$unit")
+cd "$(sed -n 's/^WorkingDirectory=//p' "$unit")"
+$cmd &
+node=$!
+for _ in $(seq 300); do
+    grep -q '"event": *"start"' /var/lib/metamesh/n1/events.jsonl 2>/dev/null && break
+    kill -0 $node
+    sleep 0.1
+done
+grep -q '"event": *"start"' /var/lib/metamesh/n1/events.jsonl
+kill -TERM $node
+wait $node
+grep -q '"event": *"stop"' /var/lib/metamesh/n1/events.jsonl
+echo started-and-stopped
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare(1)")
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_lan_systemd_block_renders_a_unit_that_verifies_and_starts_the_node(tmp_path: Path) -> None:
+    lines = readme_blocks()["lan"]
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    calls = tmp_path / "systemctl-calls"
+    (shims / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
+    (shims / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> {shlex.quote(str(calls))}\n')
+    for shim in shims.iterdir():
+        shim.chmod(0o755)
+    # The block as a shell reads it: backslash-continued lines joined.
+    block = "\n".join(lines).replace("\\\n", " ")
+    env = dict(os.environ, PATH=f"{shims}:{os.environ['PATH']}")
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", LAN_HARNESS.format(block=block)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert done.stdout.strip().endswith("started-and-stopped")
+    assert calls.read_text().splitlines() == ["daemon-reload", "enable --now metamesh-n1"]
+    assert not Path("/var/lib/metamesh/n1").exists(), "the block wrote outside its namespace"
