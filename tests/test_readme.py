@@ -39,10 +39,16 @@ def readme_blocks() -> dict[str, list[str]]:
 
 def project_copy(dest: Path) -> Path:
     """The files a fresh clone of this checkout holds (tracked and new, not ignored)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = ROOT / rel
         if src.is_file():
@@ -95,7 +101,10 @@ def test_edge_node_installs_without_torch_serves_metrics_and_stops_on_ctrl_c(tmp
     with log.open("w") as err:
         node = subprocess.Popen(
             ["bash", "-c", f". .venv/bin/activate && exec {node_line}"],
-            cwd=clone, env=fresh_env(), stdout=subprocess.DEVNULL, stderr=err,
+            cwd=clone,
+            env=fresh_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
         )
     try:
 
@@ -163,7 +172,10 @@ def test_lan_systemd_block_renders_a_unit_that_verifies_and_starts_the_node(tmp_
     env = dict(os.environ, PATH=f"{shims}:{os.environ['PATH']}")
     done = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "bash", "-c", LAN_HARNESS.format(block=block)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert done.stdout.strip().endswith("started-and-stopped")

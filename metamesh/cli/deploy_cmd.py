@@ -26,12 +26,12 @@ home are printed on stderr. Install it with:
 
   metamesh deploy systemd --name n1 --home /var/lib/metamesh/n1 -- \\
       --profile lan --host 0.0.0.0 --beacon --keys /var/lib/metamesh/n1/keys \\
-      > /etc/systemd/system/metamesh-n1.service
-  systemctl daemon-reload && systemctl enable --now metamesh-n1
+      | sudo tee /etc/systemd/system/metamesh-n1.service > /dev/null
+  sudo systemctl daemon-reload && sudo systemctl enable --now metamesh-n1
 
   metamesh deploy systemd --coordinator --name coord --home /var/lib/metamesh/coord -- \\
       --profile lan --host 0.0.0.0 --router-port 5556 --pub-port 5555 --beacon \\
-      > /etc/systemd/system/metamesh-coord.service
+      | sudo tee /etc/systemd/system/metamesh-coord.service > /dev/null
 """
 
 
