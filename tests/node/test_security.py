@@ -68,7 +68,7 @@ async def network(tmp_path: Path, keys: dict[str, Path], **overrides: Any) -> As
                     "name": name,
                     "keys": key_dir,
                     "seed": seeds,
-                    "domains": [DOMAIN],
+                    "domain": [DOMAIN],
                     **overrides,
                 },
             )
