@@ -26,11 +26,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from metamesh.node.braid.evaluate import Reward, best_single, heldout
-from metamesh.node.braid.fusion import THRESHOLDS, Decision, SimulatedBackend, execute
-from metamesh.node.braid.plan import Planner
-from metamesh.node.braid.pool import SIMULATED_POOL as POOL
-from metamesh.node.braid.tasks import Task
+from metamesh.learners.braid.evaluate import Reward, best_single, heldout
+from metamesh.learners.braid.fusion import THRESHOLDS, Decision, SimulatedBackend, execute
+from metamesh.learners.braid.plan import Planner
+from metamesh.learners.braid.pool import SIMULATED_POOL as POOL
+from metamesh.learners.braid.tasks import Task
 
 BUDGETS = (1.5, 4.0, 10.0)
 LARGEST = max(range(len(POOL)), key=lambda m: POOL[m].cost)

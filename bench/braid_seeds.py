@@ -20,12 +20,12 @@ import time
 
 import numpy as np
 
-from metamesh.deploy.braid_experiment import node_mix
-from metamesh.node.braid.evaluate import best_single, heldout
-from metamesh.node.braid.fusion import SimulatedBackend
-from metamesh.node.braid.learner import BraidConfig, BraidLearner
-from metamesh.node.braid.pool import SIMULATED_POOL as POOL
-from metamesh.node.braid.tasks import TaskStream, parse_mix
+from metamesh.experiments.braid import node_mix
+from metamesh.learners.braid.evaluate import best_single, heldout
+from metamesh.learners.braid.fusion import SimulatedBackend
+from metamesh.learners.braid.learner import BraidConfig, BraidLearner
+from metamesh.learners.braid.pool import SIMULATED_POOL as POOL
+from metamesh.learners.braid.tasks import TaskStream, parse_mix
 
 BUDGETS = (1.5, 4.0, 10.0)
 LATENCY_LIMIT_MS = 3000.0

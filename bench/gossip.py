@@ -76,11 +76,11 @@ def send_on_change_run(
     import asyncio
     from dataclasses import replace
 
-    from metamesh.deploy.experiment import node_weights
-    from metamesh.node.factory import parse_weights
-    from metamesh.node.llm.simulated import SimulatedLLM
-    from metamesh.node.prompts.dataset import CATEGORIES, builtin_trivia, by_category, question_stream
-    from metamesh.node.prompts.learner import PromptLearner, PromptLearnerConfig
+    from metamesh.experiments.prompts import node_weights
+    from metamesh.learners.factory import parse_weights
+    from metamesh.learners.prompts.dataset import CATEGORIES, builtin_trivia, by_category, question_stream
+    from metamesh.learners.prompts.learner import PromptLearner, PromptLearnerConfig
+    from metamesh.llm.simulated import SimulatedLLM
 
     questions = builtin_trivia()
     pools = by_category(questions)

@@ -4,7 +4,7 @@ A node that learns with torch pays for importing torch before it is ready;
 the reference rows are two bare Python processes measured in the same run:
 one that imports torch, and one that also builds a ``torch.optim`` optimizer,
 which imports torch's compiler (``torch._dynamo``); metamesh's learners use
-their own optimizers (``metamesh/node/optim.py``) to avoid that second cost.
+their own optimizers (``metamesh/learners/optim.py``) to avoid that second cost.
 The "forked" rows are how the experiments start their nodes: forked from a
 fork server that imported torch once (``metamesh/deploy/preload.py``); the
 server is started before those rows are timed, as an experiment's first node

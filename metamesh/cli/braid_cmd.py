@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return exitcodes.CONFIG
     from metamesh.cli.experiment_cmd import _run, _write_artefacts, claim_out
-    from metamesh.deploy.braid_experiment import (
+    from metamesh.experiments.braid import (
         ARMS,
         BraidExperiment,
         render_table,

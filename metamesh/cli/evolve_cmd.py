@@ -52,7 +52,7 @@ def add_parser(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def run(args: argparse.Namespace) -> int:
     from metamesh.cli.experiment_cmd import _run, _write_artefacts, claim_out
-    from metamesh.deploy.evolve_experiment import ARMS, EvolveExperiment, render_table, write_plots
+    from metamesh.experiments.evolve import ARMS, EvolveExperiment, render_table, write_plots
 
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if not arms or any(a not in ARMS for a in arms) or args.nodes < 2:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from metamesh.cli import exitcodes
-from metamesh.deploy import outdir
-from metamesh.deploy.progress import ProgressDisplay
 from metamesh.errors import MetameshError
+from metamesh.experiments import outdir
+from metamesh.experiments.progress import ProgressDisplay
 
 HELP = "run an experiment with real node processes on this machine"
 
@@ -147,7 +147,7 @@ def claim_out(args: argparse.Namespace, root: Path, outputs: Sequence[str], comm
 
 
 def run_experts(args: argparse.Namespace) -> int:
-    from metamesh.deploy.experts_experiment import ARMS, ExpertsExperiment, render_table, write_plot
+    from metamesh.experiments.experts import ARMS, ExpertsExperiment, render_table, write_plot
 
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
@@ -290,8 +290,8 @@ def _check_llm(spec: str) -> str:
     import asyncio
 
     from metamesh.errors import LLMError
-    from metamesh.node.llm.spec import parse_llm_spec
-    from metamesh.node.prompts.dataset import builtin_trivia
+    from metamesh.learners.prompts.dataset import builtin_trivia
+    from metamesh.llm.spec import parse_llm_spec
 
     async def check() -> str:
         try:
@@ -315,7 +315,7 @@ def run(
     args: argparse.Namespace, *, command: str = "experiment prompts", also_writes: Sequence[str] = ()
 ) -> int:
     """The prompts experiment; ``also_writes`` names what a caller (the demo) adds to its folder."""
-    from metamesh.deploy.experiment import ARMS, PromptExperiment, render_table, write_plot
+    from metamesh.experiments.prompts import ARMS, PromptExperiment, render_table, write_plot
 
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     bad = [a for a in arms if a not in ARMS]

@@ -251,8 +251,8 @@ def run(args: argparse.Namespace, *, command: str = "node") -> int:
 
 
 async def _serve(config: object, *, ready_json: bool) -> int:
+    from metamesh.learners.factory import build_learner
     from metamesh.node.config import NodeConfig
-    from metamesh.node.factory import build_learner
     from metamesh.node.runtime import Node
     from metamesh.node.state import NodeDir
 

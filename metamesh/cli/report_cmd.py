@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from metamesh.deploy.report import build_report
+    from metamesh.experiments.report import build_report
 
     try:
         report = build_report(args.rundir)

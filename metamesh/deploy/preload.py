@@ -37,9 +37,9 @@ __all__ = ["TORCH_NODE_MODULES", "PreloadedProcess", "preload_available"]
 TORCH_NODE_MODULES = (
     "torch",
     "metamesh.cli.main",
-    "metamesh.node.factory",
-    "metamesh.node.experts.node_learner",
-    "metamesh.node.braid.node_learner",
+    "metamesh.learners.factory",
+    "metamesh.learners.experts.node_learner",
+    "metamesh.learners.braid.node_learner",
 )
 """What a node with a torch learner (experts, braid) imports before it is ready."""
 

@@ -1,9 +1,8 @@
-"""The node runtime: lifecycle, config, state on disk, learners, LLM backends.
+"""The node runtime: lifecycle, config, state on disk, the learner interface.
 
 - ``runtime``: the ``Node`` (sockets, membership, meshes, relay, snapshots)
-- ``config``: typed config with named profiles; ``state``: identity, checkpoints, event log
-- ``meshing``, ``counters``, ``metrics``, ``client``: parts the runtime uses
-- ``learner``: the learner interface; ``factory``: builds the one a config names
-- ``prompts``: the prompt-strategy learner (seed 000); ``llm``: LLM backends
-- ``experts``: the torch experts learner (seeds 001, 002); imports torch lazily
+- ``config`` and ``settings``: typed config with named profiles, one name per setting
+- ``state``, ``homelock``, ``eventfiles``: identity, checkpoints, the home's lock, the event log
+- ``meshing``, ``counters``, ``metrics``, ``client``, ``reachability``: parts the runtime uses
+- ``learner``: the interface every learner (in ``metamesh.learners``) implements
 """

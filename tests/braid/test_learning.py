@@ -9,12 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from metamesh.deploy.braid_experiment import node_mix  # noqa: E402
-from metamesh.node.braid.evaluate import best_single, heldout, summarise  # noqa: E402
-from metamesh.node.braid.fusion import Decision, SimulatedBackend  # noqa: E402
-from metamesh.node.braid.learner import BraidConfig, BraidLearner  # noqa: E402
-from metamesh.node.braid.pool import SIMULATED_POOL  # noqa: E402
-from metamesh.node.braid.tasks import TaskStream, parse_mix  # noqa: E402
+from metamesh.experiments.braid import node_mix  # noqa: E402
+from metamesh.learners.braid.evaluate import best_single, heldout, summarise  # noqa: E402
+from metamesh.learners.braid.fusion import Decision, SimulatedBackend  # noqa: E402
+from metamesh.learners.braid.learner import BraidConfig, BraidLearner  # noqa: E402
+from metamesh.learners.braid.pool import SIMULATED_POOL  # noqa: E402
+from metamesh.learners.braid.tasks import TaskStream, parse_mix  # noqa: E402
 
 pytestmark = pytest.mark.torch
 POOL = SIMULATED_POOL
@@ -154,9 +154,9 @@ def test_a_checkpoint_restores_the_policy_and_its_decisions(tmp_path) -> None:
 
 @pytest.mark.timeout(240)
 def test_explanations_name_real_inputs_of_the_decision(federated: Run) -> None:
-    from metamesh.node.braid.policy import PAIR_FEATURES, encode
-    from metamesh.node.braid.pool import MODEL_FEATURES
-    from metamesh.node.braid.tasks import TASK_FEATURES, task_features
+    from metamesh.learners.braid.policy import PAIR_FEATURES, encode
+    from metamesh.learners.braid.pool import MODEL_FEATURES
+    from metamesh.learners.braid.tasks import TASK_FEATURES, task_features
 
     node = federated.learners[0]
     for task in heldout(1.5, 3000.0)[:10]:
@@ -188,7 +188,7 @@ def test_a_new_task_type_is_handled_well_after_a_handful_of_ratings(federated: R
     number of ratings cannot."""
     import copy
 
-    from metamesh.node.braid.node_learner import FEW_SHOT, few_shot, new_type_summary, new_type_tasks
+    from metamesh.learners.braid.node_learner import FEW_SHOT, few_shot, new_type_summary, new_type_tasks
 
     lex = POOL.index(next(m for m in POOL if m.name == "lex-7b"))
     best = summarise(lambda _t: Decision("single", (lex,)), new_type_tasks(federated.learners[0], 300, 5),

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from metamesh.errors import ConfigError
-from metamesh.node.braid.evaluate import best_single, random_policy, summarise, uniform_ensemble
-from metamesh.node.braid.fusion import Decision, Reply, SimulatedBackend, execute
-from metamesh.node.braid.plan import LatencyEstimates, Planner
-from metamesh.node.braid.pool import SIMULATED_POOL, load_pool, pool_digest
-from metamesh.node.braid.tasks import DEFAULT_MIX, Task, TaskStream, eval_tasks, parse_mix
+from metamesh.learners.braid.evaluate import best_single, random_policy, summarise, uniform_ensemble
+from metamesh.learners.braid.fusion import Decision, Reply, SimulatedBackend, execute
+from metamesh.learners.braid.plan import LatencyEstimates, Planner
+from metamesh.learners.braid.pool import SIMULATED_POOL, load_pool, pool_digest
+from metamesh.learners.braid.tasks import DEFAULT_MIX, Task, TaskStream, eval_tasks, parse_mix
 
 POOL = SIMULATED_POOL
 IDX = {m.name: i for i, m in enumerate(POOL)}

@@ -12,8 +12,8 @@ import pytest
 from metamesh.cli import exitcodes
 from metamesh.cli.main import build_parser, main
 from metamesh.errors import ConfigError, HomeInUse, LLMUnavailable, StateError
-from metamesh.node.factory import parse_weights
-from metamesh.node.prompts.dataset import CATEGORIES
+from metamesh.learners.factory import parse_weights
+from metamesh.learners.prompts.dataset import CATEGORIES
 
 pytestmark = pytest.mark.timeout(60)
 

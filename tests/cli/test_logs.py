@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from metamesh.cli.logs import NOISY, setup_logging
-from metamesh.node.llm.http import OllamaLLM
+from metamesh.llm.http import OllamaLLM
 from tests.prompts.test_llm_http import OLLAMA_OK, FakeServer
 
 pytestmark = pytest.mark.timeout(30)
@@ -61,7 +61,7 @@ async def test_debug_shows_the_library_line_and_ours(
     await _one_request(server)
     err = capsys.readouterr().err
     assert "httpx: HTTP Request: POST" in err, err
-    assert "metamesh.node.llm.http: POST" in err and "/api/generate: 200" in err, err
+    assert "metamesh.llm.http: POST" in err and "/api/generate: 200" in err, err
 
 
 def test_library_warnings_still_pass_at_the_default_level(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from metamesh.cli import exitcodes
-from metamesh.deploy import outdir
+from metamesh.experiments import outdir
 
 SMALL = ["--nodes", "1", "--episodes", "25", "--eval-every", "25", "--pace", "0.01"]
 

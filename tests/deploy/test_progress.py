@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from metamesh.deploy.progress import ProgressDisplay, Status, format_eta, format_status
+from metamesh.experiments.progress import ProgressDisplay, Status, format_eta, format_status
 
 LONG = Status(
     "federated+c", nodes=12, done=450, total=2400, unit="questions", finished=3, note="mean accuracy 0.83"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from metamesh.deploy.report import build_report
 from metamesh.errors import MetameshError
+from metamesh.experiments.report import build_report
 
 
 def write_log(path: Path, events: list[dict[str, Any]], *, torn: bool = False) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from metamesh.errors import ConfigError
-from metamesh.node.experts.data import (
+from metamesh.learners.experts.data import (
     DOMAINS,
     N_FEATURES,
     N_REGIONS,

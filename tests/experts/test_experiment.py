@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from metamesh.node.experts.privacy import RDPAccountant
+from metamesh.learners.experts.privacy import RDPAccountant
 from tests.cluster import run_experiment
 
 pytestmark = [pytest.mark.torch, pytest.mark.timeout(300)]

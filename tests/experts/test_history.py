@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from metamesh.node.experts.history import MergeRecord, VersionHistory
+from metamesh.learners.experts.history import MergeRecord, VersionHistory
 
 
 def rec(version: int, *, before: float = 1.0, after: float = 0.5) -> MergeRecord:

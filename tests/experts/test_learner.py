@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("torch")
 
 from metamesh.errors import ConfigError
-from metamesh.node.experts.data import NodeData, make_node_data
-from metamesh.node.experts.learner import ExpertConfig, ExpertLearner
-from metamesh.node.experts.privacy import PrivacyConfig, RDPAccountant
+from metamesh.learners.experts.data import NodeData, make_node_data
+from metamesh.learners.experts.learner import ExpertConfig, ExpertLearner
+from metamesh.learners.experts.privacy import PrivacyConfig, RDPAccountant
 
 pytestmark = pytest.mark.torch
 

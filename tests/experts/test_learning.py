@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from metamesh.node.experts.data import DOMAINS, make_node_data
-from metamesh.node.experts.learner import ExpertConfig, ExpertLearner
+from metamesh.learners.experts.data import DOMAINS, make_node_data
+from metamesh.learners.experts.learner import ExpertConfig, ExpertLearner
 
 pytestmark = pytest.mark.torch
 

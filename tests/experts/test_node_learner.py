@@ -14,10 +14,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from metamesh.node.experts.data import make_node_data
-from metamesh.node.experts.learner import ExpertConfig, ExpertLearner
-from metamesh.node.experts.node_learner import MODEL_NAME, ExpertNodeConfig, ExpertNodeLearner
-from metamesh.node.experts.privacy import PrivacyConfig, RDPAccountant, clip_update
+from metamesh.learners.experts.data import make_node_data
+from metamesh.learners.experts.learner import ExpertConfig, ExpertLearner
+from metamesh.learners.experts.node_learner import MODEL_NAME, ExpertNodeConfig, ExpertNodeLearner
+from metamesh.learners.experts.privacy import PrivacyConfig, RDPAccountant, clip_update
 from metamesh.protocol import Delta, Insight, Meta
 
 pytestmark = [pytest.mark.torch, pytest.mark.timeout(120)]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import metamesh.node.experts as experts
+import metamesh.learners.experts as experts
 from tests.torchless import run_with_torch_blocked, torch_modules_after_importing
 
 TORCH_FREE = [
-    "metamesh.node.experts",
-    "metamesh.node.experts.data",
-    "metamesh.node.experts.privacy",
-    "metamesh.node.experts.history",
+    "metamesh.learners.experts",
+    "metamesh.learners.experts.data",
+    "metamesh.learners.experts.privacy",
+    "metamesh.learners.experts.history",
 ]
 LAZY = {"DeltaUpdate", "ExpertConfig", "ExpertInsight", "ExpertLearner", "RoundReport", "MixtureOfExperts"}
 
@@ -39,7 +39,7 @@ def test_numpy_parts_never_import_torch() -> None:
 
 def test_numpy_parts_work_with_torch_blocked() -> None:
     code = (
-        "import metamesh.node.experts as e\n"
+        "import metamesh.learners.experts as e\n"
         "d = e.make_node_data('medical', 0, n_train=8, n_test=8, seed=0)\n"
         "a = e.RDPAccountant(); a.step(1.0)\n"
         "assert a.epsilon(1e-5) > 0 and d.x_train.shape == (8, 8)\n"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from metamesh.errors import ConfigError
-from metamesh.node.experts.privacy import (
+from metamesh.learners.experts.privacy import (
     DEFAULT_ORDERS,
     PrivacyConfig,
     RDPAccountant,

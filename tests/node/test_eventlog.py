@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from metamesh.deploy.report import build_report
+from metamesh.experiments.report import build_report
 from metamesh.node.eventfiles import log_files, read_events, rotate
 from metamesh.node.state import EventLog
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from metamesh.learners.factory import build_learner
 from metamesh.node.config import load_config
-from metamesh.node.factory import build_learner
 from metamesh.node.runtime import Node
 from metamesh.node.state import NodeDir, SequenceLease
 

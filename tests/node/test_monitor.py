@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from metamesh.node.monitor import DriftMonitor, MonitorConfig, js_divergence
+from metamesh.learners.monitor import DriftMonitor, MonitorConfig, js_divergence
 
 CHOICES = ("direct", "reasoning", "brevity", "expert", "format", "examples")
 

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from metamesh.node.optim import SGD, Adam  # noqa: E402
+from metamesh.learners.optim import SGD, Adam  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -56,12 +56,12 @@ def test_adam_matches_torch_bit_for_bit() -> None:
 def test_a_learner_that_trains_does_not_import_the_torch_compiler() -> None:
     code = (
         "import sys\n"
-        "from metamesh.node.braid.fusion import SimulatedBackend\n"
-        "from metamesh.node.braid.learner import BraidConfig, BraidLearner\n"
-        "from metamesh.node.braid.pool import SIMULATED_POOL as P\n"
-        "from metamesh.node.braid.tasks import TaskStream\n"
-        "from metamesh.node.experts.data import make_node_data\n"
-        "from metamesh.node.experts.learner import ExpertLearner\n"
+        "from metamesh.learners.braid.fusion import SimulatedBackend\n"
+        "from metamesh.learners.braid.learner import BraidConfig, BraidLearner\n"
+        "from metamesh.learners.braid.pool import SIMULATED_POOL as P\n"
+        "from metamesh.learners.braid.tasks import TaskStream\n"
+        "from metamesh.learners.experts.data import make_node_data\n"
+        "from metamesh.learners.experts.learner import ExpertLearner\n"
         "b = BraidLearner(P, SimulatedBackend(P), TaskStream({'code': 1.0}, budgets=[4.0],"
         " latency_limit_ms=3000, seed=0), BraidConfig(tasks_per_round=32))\n"
         "b.train_round()\n"

@@ -7,11 +7,11 @@ import statistics
 
 import pytest
 
-from metamesh.node.evolve.evolver import EvolveConfig, PromptEvolver
-from metamesh.node.evolve.genome import STATIC_PROMPT, Genome
-from metamesh.node.evolve.group import evolve_group
-from metamesh.node.evolve.simulated import EvolvingLLM
-from metamesh.node.prompts.dataset import Question, builtin_trivia, by_category
+from metamesh.learners.evolve.evolver import EvolveConfig, PromptEvolver
+from metamesh.learners.evolve.genome import STATIC_PROMPT, Genome
+from metamesh.learners.evolve.group import evolve_group
+from metamesh.learners.evolve.simulated import EvolvingLLM
+from metamesh.learners.prompts.dataset import Question, builtin_trivia, by_category
 
 QUESTIONS = builtin_trivia()
 POOLS = by_category(QUESTIONS)
@@ -92,7 +92,7 @@ async def test_federated_evolution_reaches_the_same_accuracy_with_fewer_calls_pe
 
 
 async def test_the_commonsense_and_sentiment_sets_evolve_too() -> None:
-    from metamesh.node.prompts.dataset import builtin_dataset
+    from metamesh.learners.prompts.dataset import builtin_dataset
 
     for name in ("commonsense", "sentiment"):
         questions = builtin_dataset(name)
@@ -109,7 +109,7 @@ async def test_the_commonsense_and_sentiment_sets_evolve_too() -> None:
 
 
 def test_a_peer_cannot_make_a_node_spend_its_llm_calls_on_scoring_its_prompts() -> None:
-    from metamesh.node.evolve.learner import MAX_INBOX, MAX_PER_SENDER, EvolveLearner
+    from metamesh.learners.evolve.learner import MAX_INBOX, MAX_PER_SENDER, EvolveLearner
     from metamesh.protocol import Prompt
 
     _, train = split("math", seed=5)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from metamesh.deploy.experiment import PromptExperiment
+from metamesh.experiments.prompts import PromptExperiment
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def test_federated_beats_local_beats_random(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(240)
 def test_with_a_coordinator_the_late_joiner_starts_ahead_and_the_table_says_so(tmp_path: Path) -> None:
-    from metamesh.deploy.experiment import render_table
+    from metamesh.experiments.prompts import render_table
 
     results = PromptExperiment(
         root=tmp_path, nodes=3, episodes=150, eval_every=50, pace=0.01, arms=["federated"], coordinator=True

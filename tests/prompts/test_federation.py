@@ -7,11 +7,11 @@ import random
 import statistics
 from dataclasses import replace
 
-from metamesh.deploy.experiment import node_weights
-from metamesh.node.factory import parse_weights
-from metamesh.node.llm.simulated import SimulatedLLM
-from metamesh.node.prompts.dataset import CATEGORIES, builtin_trivia, by_category, question_stream
-from metamesh.node.prompts.learner import PromptLearner, PromptLearnerConfig
+from metamesh.experiments.prompts import node_weights
+from metamesh.learners.factory import parse_weights
+from metamesh.learners.prompts.dataset import CATEGORIES, builtin_trivia, by_category, question_stream
+from metamesh.learners.prompts.learner import PromptLearner, PromptLearnerConfig
+from metamesh.llm.simulated import SimulatedLLM
 
 
 def _run(config: PromptLearnerConfig, seed: int, episodes: int = 150) -> float:

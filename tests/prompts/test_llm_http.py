@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from metamesh.errors import LLMResponseError, LLMUnavailable, ModelNotFound
-from metamesh.node.llm.base import GenerateOptions
-from metamesh.node.llm.http import OllamaLLM, OpenAICompatibleLLM
+from metamesh.llm.base import GenerateOptions
+from metamesh.llm.http import OllamaLLM, OpenAICompatibleLLM
 
 
 class FakeServer:

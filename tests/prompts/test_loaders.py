@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from metamesh.errors import ConfigError
-from metamesh.node.llm.simulated import load_profile
-from metamesh.node.prompts.dataset import load_dataset, question_stream
+from metamesh.learners.prompts.dataset import load_dataset, question_stream
+from metamesh.llm.simulated import load_profile
 
 
 def test_user_datasets_in_jsonl_and_csv(tmp_path: Path) -> None:

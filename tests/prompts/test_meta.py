@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from metamesh.node.llm.simulated import SimulatedLLM
-from metamesh.node.prompts.dataset import CATEGORIES, builtin_trivia, question_stream
-from metamesh.node.prompts.learner import PromptLearner, PromptLearnerConfig
+from metamesh.learners.prompts.dataset import CATEGORIES, builtin_trivia, question_stream
+from metamesh.learners.prompts.learner import PromptLearner, PromptLearnerConfig
+from metamesh.llm.simulated import SimulatedLLM
 from metamesh.protocol import Meta
 
 
@@ -80,7 +80,7 @@ def test_an_insane_q_table_is_refused_and_its_sender_blamed() -> None:
 
 
 def test_coherence_is_how_often_a_node_chooses_what_its_peers_rate_best() -> None:
-    from metamesh.node.prompts.qlearning import QRow
+    from metamesh.learners.prompts.qlearning import QRow
 
     lrn = learner()
     n = len(lrn.actions)

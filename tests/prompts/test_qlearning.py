@@ -3,7 +3,7 @@ import random
 import numpy as np
 import pytest
 
-from metamesh.node.prompts.qlearning import QRow, choose, epsilon_for, greedy, merge_rows, update
+from metamesh.learners.prompts.qlearning import QRow, choose, epsilon_for, greedy, merge_rows, update
 
 
 def test_sample_average_update_matches_hand_computation() -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from metamesh.node.prompts.scoring import is_correct, normalize, reward, score_answer
+from metamesh.learners.prompts.scoring import is_correct, normalize, reward, score_answer
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,10 @@ import asyncio
 import statistics
 from collections import defaultdict
 
-from metamesh.node.llm.simulated import SimulatedLLM
-from metamesh.node.prompts.dataset import CATEGORIES, builtin_trivia, by_category
-from metamesh.node.prompts.scoring import is_correct, score_answer
-from metamesh.node.prompts.strategies import DEFAULT_STRATEGIES, render
+from metamesh.learners.prompts.dataset import CATEGORIES, builtin_trivia, by_category
+from metamesh.learners.prompts.scoring import is_correct, score_answer
+from metamesh.learners.prompts.strategies import DEFAULT_STRATEGIES, render
+from metamesh.llm.simulated import SimulatedLLM
 
 
 def test_builtin_trivia_is_big_clean_and_right_about_arithmetic() -> None:

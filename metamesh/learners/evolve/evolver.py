@@ -29,11 +29,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from metamesh.node.evolve.genome import PARTS, STATIC_PROMPT, Genome
-from metamesh.node.evolve.simulated import META_PROMPT_HEAD
-from metamesh.node.llm.base import LLM, GenerateOptions
-from metamesh.node.prompts.dataset import Question
-from metamesh.node.prompts.scoring import is_correct, score_answer
+from metamesh.learners.evolve.genome import PARTS, STATIC_PROMPT, Genome
+from metamesh.learners.evolve.simulated import META_PROMPT_HEAD
+from metamesh.learners.prompts.dataset import Question
+from metamesh.learners.prompts.scoring import is_correct, score_answer
+from metamesh.llm.base import LLM, GenerateOptions
 
 __all__ = ["STRATEGIES", "Candidate", "EvolveConfig", "PromptEvolver"]
 

@@ -10,8 +10,8 @@ from metamesh.node.config import NodeConfig
 from metamesh.node.learner import Learner
 
 if TYPE_CHECKING:
-    from metamesh.node.experts.node_learner import ExpertNodeConfig
-    from metamesh.node.experts.privacy import PrivacyConfig
+    from metamesh.learners.experts.node_learner import ExpertNodeConfig
+    from metamesh.learners.experts.privacy import PrivacyConfig
 
 __all__ = ["build_learner", "parse_weights"]
 
@@ -62,9 +62,9 @@ def build_learner(config: NodeConfig) -> Learner | None:
 
 
 def _prompt_learner(config: NodeConfig) -> Learner:
-    from metamesh.node.llm.spec import parse_llm_spec
-    from metamesh.node.prompts.dataset import by_category, question_stream, questions_for
-    from metamesh.node.prompts.learner import PromptLearner, PromptLearnerConfig
+    from metamesh.learners.prompts.dataset import by_category, question_stream, questions_for
+    from metamesh.learners.prompts.learner import PromptLearner, PromptLearnerConfig
+    from metamesh.llm.spec import parse_llm_spec
 
     questions = questions_for(config.dataset)
     pools = by_category(questions)
@@ -96,11 +96,11 @@ def _prompt_learner(config: NodeConfig) -> Learner:
 
 
 def _evolve_learner(config: NodeConfig) -> Learner:
-    from metamesh.node.evolve.evolver import EvolveConfig
-    from metamesh.node.evolve.learner import EvolveLearner
-    from metamesh.node.evolve.simulated import EvolvingLLM
-    from metamesh.node.llm.spec import parse_llm_spec
-    from metamesh.node.prompts.dataset import by_category, questions_for
+    from metamesh.learners.evolve.evolver import EvolveConfig
+    from metamesh.learners.evolve.learner import EvolveLearner
+    from metamesh.learners.evolve.simulated import EvolvingLLM
+    from metamesh.learners.prompts.dataset import by_category, questions_for
+    from metamesh.llm.spec import parse_llm_spec
 
     questions = questions_for(config.dataset)
     pools = by_category(questions)
@@ -142,7 +142,7 @@ def _need_torch(learner: str) -> None:
 
 
 def _privacy(config: NodeConfig) -> PrivacyConfig | None:
-    from metamesh.node.experts.privacy import PrivacyConfig
+    from metamesh.learners.experts.privacy import PrivacyConfig
 
     if config.dp_clip > 0:
         return PrivacyConfig(
@@ -154,7 +154,7 @@ def _privacy(config: NodeConfig) -> PrivacyConfig | None:
 
 
 def _federation(config: NodeConfig, exchange: str, model_name: str) -> ExpertNodeConfig:
-    from metamesh.node.experts.node_learner import ExpertNodeConfig
+    from metamesh.learners.experts.node_learner import ExpertNodeConfig
 
     if config.arm == "random":
         raise ConfigError(f"the {config.learner} learner has no random arm; use --arm federated or local")
@@ -172,11 +172,11 @@ def _federation(config: NodeConfig, exchange: str, model_name: str) -> ExpertNod
 
 def _braid_learner(config: NodeConfig) -> Learner:
     _need_torch("braid")
-    from metamesh.node.braid.fusion import SimulatedBackend
-    from metamesh.node.braid.learner import BraidConfig, BraidLearner
-    from metamesh.node.braid.node_learner import BraidNodeLearner
-    from metamesh.node.braid.pool import load_pool, pool_digest
-    from metamesh.node.braid.tasks import TaskStream, parse_mix
+    from metamesh.learners.braid.fusion import SimulatedBackend
+    from metamesh.learners.braid.learner import BraidConfig, BraidLearner
+    from metamesh.learners.braid.node_learner import BraidNodeLearner
+    from metamesh.learners.braid.pool import load_pool, pool_digest
+    from metamesh.learners.braid.tasks import TaskStream, parse_mix
 
     pool = load_pool(config.pool)
     real = sorted(m.name for m in pool if m.backend != "sim")
@@ -216,9 +216,9 @@ def _braid_learner(config: NodeConfig) -> Learner:
 
 def _experts_learner(config: NodeConfig) -> Learner:
     _need_torch("experts")
-    from metamesh.node.experts.data import DOMAINS, load_user_data, make_node_data
-    from metamesh.node.experts.learner import ExpertConfig, ExpertLearner
-    from metamesh.node.experts.node_learner import MODEL_NAME, ExpertNodeLearner
+    from metamesh.learners.experts.data import DOMAINS, load_user_data, make_node_data
+    from metamesh.learners.experts.learner import ExpertConfig, ExpertLearner
+    from metamesh.learners.experts.node_learner import MODEL_NAME, ExpertNodeLearner
 
     if config.dataset:
         data = load_user_data(config.dataset, seed=config.random_seed)

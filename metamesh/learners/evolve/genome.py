@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from metamesh.node.llm.simulated import cues_of
+from metamesh.llm.simulated import cues_of
 
 __all__ = ["PARTS", "STATIC_PROMPT", "Genome"]
 
 #: Parts a template can have, as the phrases that signal them to a reader (and to the
-#: simulated LLM, which reads the same cues as ``metamesh.node.llm.simulated.CUES``).
+#: simulated LLM, which reads the same cues as ``metamesh.llm.simulated.CUES``).
 PARTS = ("expert", "reasoning", "brevity", "format", "examples")
 MAX_EXAMPLES = 3
 

@@ -30,9 +30,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from metamesh.errors import ConfigError
-from metamesh.node.llm.base import Completion, GenerateOptions
-from metamesh.node.prompts.dataset import Question, by_category
-from metamesh.node.prompts.scoring import normalize, score_answer
+from metamesh.learners.prompts.dataset import Question, by_category
+from metamesh.learners.prompts.scoring import normalize, score_answer
+from metamesh.llm.base import Completion, GenerateOptions
 
 __all__ = ["CUES", "DEFAULT_PROFILE", "SimulatedLLM", "load_profile"]
 

@@ -8,6 +8,6 @@
 
 from __future__ import annotations
 
-from metamesh.node.llm.base import LLM, Completion, GenerateOptions
+from metamesh.llm.base import LLM, Completion, GenerateOptions
 
 __all__ = ["LLM", "Completion", "GenerateOptions"]

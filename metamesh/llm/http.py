@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from metamesh.errors import LLMResponseError, LLMUnavailable, ModelNotFound
-from metamesh.node.llm.base import Completion, GenerateOptions
+from metamesh.llm.base import Completion, GenerateOptions
 
 __all__ = ["OllamaLLM", "OpenAICompatibleLLM"]
 

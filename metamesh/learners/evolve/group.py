@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from metamesh.node.evolve.evolver import PromptEvolver
+from metamesh.learners.evolve.evolver import PromptEvolver
 
 __all__ = ["GroupResult", "evolve_group"]
 

@@ -17,10 +17,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from metamesh.node.evolve.evolver import Candidate, EvolveConfig, PromptEvolver
-from metamesh.node.evolve.genome import STATIC_PROMPT
-from metamesh.node.llm.base import LLM
-from metamesh.node.prompts.dataset import Question
+from metamesh.learners.evolve.evolver import Candidate, EvolveConfig, PromptEvolver
+from metamesh.learners.evolve.genome import STATIC_PROMPT
+from metamesh.learners.prompts.dataset import Question
+from metamesh.llm.base import LLM
 from metamesh.protocol import Body, Meta, Prompt
 
 __all__ = ["EvolveLearner"]

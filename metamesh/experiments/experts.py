@@ -31,7 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metamesh.deploy.experiment import (
+from metamesh.deploy.local import LocalNode, stop_all
+from metamesh.deploy.ports import free_tcp_port
+from metamesh.deploy.preload import TORCH_NODE_MODULES
+from metamesh.experiments.outdir import clear
+from metamesh.experiments.progress import Status
+from metamesh.experiments.prompts import (
     COORDINATED,
     LateJoiner,
     late_line,
@@ -41,11 +46,6 @@ from metamesh.deploy.experiment import (
     start_coordinator,
     wait_until_done,
 )
-from metamesh.deploy.local import LocalNode, stop_all
-from metamesh.deploy.outdir import clear
-from metamesh.deploy.ports import free_tcp_port
-from metamesh.deploy.preload import TORCH_NODE_MODULES
-from metamesh.deploy.progress import Status
 
 __all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "collect", "render_table", "write_plot"]
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from metamesh.node.optim import SGD
+from metamesh.learners.optim import SGD
 
 __all__ = [
     "Expert",

@@ -83,7 +83,7 @@ def builtin_dataset(name: str) -> list[Question]:
     """A question set shipped with metamesh (``BUILTIN``)."""
     if name not in BUILTIN:
         raise ConfigError(f"no built-in dataset {name!r}; choose from {', '.join(BUILTIN)} or give a file")
-    text = resources.files("metamesh.node").joinpath(f"data/{name}.jsonl").read_text(encoding="utf-8")
+    text = resources.files("metamesh.learners").joinpath(f"data/{name}.jsonl").read_text(encoding="utf-8")
     return _parse_jsonl(iter(text.splitlines()), f"builtin {name}")
 
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metamesh.deploy import experiment as prompts
-from metamesh.deploy import experts_experiment as experts
 from metamesh.errors import MetameshError
+from metamesh.experiments import experts, prompts
 from metamesh.node import eventfiles
 
 __all__ = ["Report", "build_report"]

@@ -24,10 +24,10 @@ import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from metamesh.node.evolve.genome import PARTS, Genome
-from metamesh.node.llm.base import Completion, GenerateOptions
-from metamesh.node.llm.simulated import SimulatedLLM
-from metamesh.node.prompts.dataset import Question
+from metamesh.learners.evolve.genome import PARTS, Genome
+from metamesh.learners.prompts.dataset import Question
+from metamesh.llm.base import Completion, GenerateOptions
+from metamesh.llm.simulated import SimulatedLLM
 
 __all__ = ["EFFECTS", "META_PROMPT_HEAD", "EvolvingLLM"]
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from metamesh.deploy.local import LocalNode, stop_all
-from metamesh.deploy.outdir import clear
-from metamesh.deploy.progress import Status
 from metamesh.errors import MetameshError
-from metamesh.node.prompts.dataset import CATEGORIES
+from metamesh.experiments.outdir import clear
+from metamesh.experiments.progress import Status
+from metamesh.learners.prompts.dataset import CATEGORIES
 
 __all__ = [
     "ARMS",

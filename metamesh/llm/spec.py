@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from metamesh.errors import ConfigError
-from metamesh.node.llm.base import LLM
-from metamesh.node.prompts.dataset import Question
+from metamesh.learners.prompts.dataset import Question
+from metamesh.llm.base import LLM
 
 __all__ = ["parse_llm_spec"]
 
@@ -16,19 +16,19 @@ _OPENAI = re.compile(r"openai:(?P<url>https?://[^/\s:]+(?::\d+)?(?:/[^:\s]*)?):(
 
 
 def parse_llm_spec(spec: str, *, questions: Sequence[Question], seed: int = 0) -> LLM:
-    from metamesh.node.llm.simulated import DEFAULT_PROFILE, SimulatedLLM, load_profile
+    from metamesh.llm.simulated import DEFAULT_PROFILE, SimulatedLLM, load_profile
 
     if spec == "sim":
         return SimulatedLLM(questions, profile=DEFAULT_PROFILE, seed=seed)
     if spec.startswith("sim:"):
         return SimulatedLLM(questions, profile=load_profile(Path(spec[4:])), seed=seed)
     if spec.startswith("ollama:") and len(spec) > len("ollama:"):
-        from metamesh.node.llm.http import OllamaLLM
+        from metamesh.llm.http import OllamaLLM
 
         return OllamaLLM(spec[len("ollama:") :])
     match = _OPENAI.match(spec)
     if match:
-        from metamesh.node.llm.http import OpenAICompatibleLLM
+        from metamesh.llm.http import OpenAICompatibleLLM
 
         return OpenAICompatibleLLM(match["url"], match["model"])
     raise ConfigError(f"unknown LLM {spec!r}: use sim, sim:PROFILE.json, ollama:MODEL or openai:URL:MODEL")

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metamesh.deploy.experiment import pyplot, save_figure, wait_until_done
 from metamesh.deploy.local import LocalNode, stop_all
-from metamesh.deploy.outdir import clear
-from metamesh.deploy.progress import Status
+from metamesh.experiments.outdir import clear
+from metamesh.experiments.progress import Status
+from metamesh.experiments.prompts import pyplot, save_figure, wait_until_done
 
 __all__ = ["DriftRun", "EvolveArm", "EvolveExperiment", "render_table", "write_plots"]
 

@@ -2,7 +2,7 @@
 
 Policies travel exactly as experts weights do (offsets from shared initial
 weights, averaged with the exchange domain's peers, with the same rules,
-screens and privacy); see :mod:`metamesh.node.experts.node_learner`. Deltas
+screens and privacy); see :mod:`metamesh.learners.experts.node_learner`. Deltas
 are named ``braid-<pool digest>``, so only nodes with the same pool average
 their policies. When the node has run its rounds it logs ``braid_eval``:
 its greedy policy on fixed held-out tasks under each budget, sample
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from metamesh.node.experts.node_learner import ExpertNodeConfig, ExpertNodeLearner
+from metamesh.learners.experts.node_learner import ExpertNodeConfig, ExpertNodeLearner
 
 from .evaluate import HELDOUT_SEED, Summary, heldout
 from .learner import BraidLearner, simulated_stars

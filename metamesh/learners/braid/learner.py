@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from metamesh.node.experts.history import VersionHistory
-from metamesh.node.experts.learner import ExpertInsight, RoundReport
-from metamesh.node.experts.model import check_tensors
-from metamesh.node.experts.privacy import PrivacyConfig, RDPAccountant
-from metamesh.node.experts.shared import SharedWeights
-from metamesh.node.optim import Adam
+from metamesh.learners.experts.history import VersionHistory
+from metamesh.learners.experts.learner import ExpertInsight, RoundReport
+from metamesh.learners.experts.model import check_tensors
+from metamesh.learners.experts.privacy import PrivacyConfig, RDPAccountant
+from metamesh.learners.experts.shared import SharedWeights
+from metamesh.learners.optim import Adam
 
 from .evaluate import Reward, Summary, summarise
 from .explain import Explanation, explain

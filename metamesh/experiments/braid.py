@@ -25,17 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metamesh.deploy.experiment import pyplot, save_figure, wait_until_done
 from metamesh.deploy.local import LocalNode, stop_all
-from metamesh.deploy.outdir import clear
 from metamesh.deploy.ports import free_tcp_port
 from metamesh.deploy.preload import TORCH_NODE_MODULES
-from metamesh.deploy.progress import Status
-from metamesh.node.braid.evaluate import Reward, Summary, best_single, heldout, random_policy, summarise
-from metamesh.node.braid.evaluate import uniform_ensemble as uniform_policy
-from metamesh.node.braid.fusion import SimulatedBackend
-from metamesh.node.braid.pool import SIMULATED_POOL
-from metamesh.node.braid.tasks import DEFAULT_MIX, eval_tasks
+from metamesh.experiments.outdir import clear
+from metamesh.experiments.progress import Status
+from metamesh.experiments.prompts import pyplot, save_figure, wait_until_done
+from metamesh.learners.braid.evaluate import Reward, Summary, best_single, heldout, random_policy, summarise
+from metamesh.learners.braid.evaluate import uniform_ensemble as uniform_policy
+from metamesh.learners.braid.fusion import SimulatedBackend
+from metamesh.learners.braid.pool import SIMULATED_POOL
+from metamesh.learners.braid.tasks import DEFAULT_MIX, eval_tasks
 
 __all__ = ["ARMS", "BraidArm", "BraidExperiment", "baselines", "render_table", "single_reward", "write_plots"]
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from metamesh.errors import ConfigError
-from metamesh.node.optim import SGD
+from metamesh.learners.optim import SGD
 
 from .data import NodeData
 from .history import VersionHistory

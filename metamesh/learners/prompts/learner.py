@@ -21,12 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from metamesh.node.llm.base import LLM, GenerateOptions
-from metamesh.node.monitor import CycleReport, DriftMonitor, MonitorConfig
-from metamesh.node.prompts.dataset import Question
-from metamesh.node.prompts.qlearning import QRow, choose, epsilon_for, greedy, mean_rows, merge_rows, update
-from metamesh.node.prompts.scoring import is_correct, reward, score_answer
-from metamesh.node.prompts.strategies import DEFAULT_STRATEGIES, render
+from metamesh.learners.monitor import CycleReport, DriftMonitor, MonitorConfig
+from metamesh.learners.prompts.dataset import Question
+from metamesh.learners.prompts.qlearning import (
+    QRow,
+    choose,
+    epsilon_for,
+    greedy,
+    mean_rows,
+    merge_rows,
+    update,
+)
+from metamesh.learners.prompts.scoring import is_correct, reward, score_answer
+from metamesh.learners.prompts.strategies import DEFAULT_STRATEGIES, render
+from metamesh.llm.base import LLM, GenerateOptions
 from metamesh.protocol import GLOBAL_DOMAIN, Body, Insight, Meta, QTable
 
 __all__ = ["PromptLearner", "PromptLearnerConfig"]
