@@ -15,7 +15,16 @@ from typing import Any
 from metamesh.deploy.preload import PreloadedProcess, preload_available
 from metamesh.errors import MetameshError
 
-__all__ = ["LocalNode", "stop_all"]
+__all__ = ["LocalNode", "node_environ", "stop_all"]
+
+
+def node_environ() -> dict[str, str]:
+    """This process's environment for a node's interpreter, which must import the installed
+    metamesh wherever it is started from: ``python -m`` puts the working directory first on
+    ``sys.path``, so a ``metamesh`` folder there (a clone, a run folder) would be imported
+    instead. ``PYTHONSAFEPATH`` (Python 3.11's ``-P``) leaves it out; older interpreters
+    ignore it."""
+    return {**os.environ, "PYTHONSAFEPATH": "1"}
 
 
 class LocalNode:
@@ -62,7 +71,7 @@ class LocalNode:
         cmd = [*self.prefix, self.python, "-m", "metamesh", *argv]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=log, env=os.environ.copy(), start_new_session=self.detach
+                cmd, stdout=subprocess.PIPE, stderr=log, env=node_environ(), start_new_session=self.detach
             )
         return self
 

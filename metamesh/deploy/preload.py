@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import subprocess
@@ -52,13 +53,32 @@ def preload_available() -> bool:
 
 
 def _context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContext:
-    """The fork server context; the first caller's modules are the ones preloaded (the server
-    starts once per process; later callers' nodes import what it lacks themselves)."""
+    """The fork server context, its server running; the first caller's modules are the ones
+    preloaded (the server starts once per process; later callers' nodes import what it lacks
+    themselves)."""
     ctx = multiprocessing.get_context("forkserver")
     if not _started_with:
         _started_with.append(tuple(preload))
         ctx.set_forkserver_preload(list(preload))
+    _ensure_server()
     return ctx
+
+
+def _ensure_server() -> None:
+    """Start the fork server (or a new one, if it died) with a safe ``sys.path``: it runs
+    ``python -c``, which puts the working directory first on ``sys.path`` (and 3.11's fork
+    server ignores the ``sys_path`` it is given), so a ``metamesh`` folder there would be what
+    it and every node imports. The server reads ``PYTHONSAFEPATH`` from the environment it is
+    started with, so that is set just for the start."""
+    before = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if before is None:
+            del os.environ["PYTHONSAFEPATH"]
+        else:
+            os.environ["PYTHONSAFEPATH"] = before
 
 
 class PreloadedProcess:
