@@ -10,6 +10,10 @@ TORCH_FREE = [
     "metamesh.learners.experts.data",
     "metamesh.learners.experts.privacy",
     "metamesh.learners.experts.history",
+    "metamesh.learners.experts.config",
+    "metamesh.learners.experts.report",
+    "metamesh.learners.experts.federation",
+    "metamesh.learners.experts.poison",
 ]
 LAZY = {"DeltaUpdate", "ExpertConfig", "ExpertInsight", "ExpertLearner", "RoundReport", "MixtureOfExperts"}
 
@@ -23,6 +27,10 @@ def test_public_names_are_all() -> None:
         "learner",
         "shared",
         "node_learner",
+        "config",
+        "report",
+        "federation",
+        "poison",
         "annotations",
         "importlib",
         "TYPE_CHECKING",

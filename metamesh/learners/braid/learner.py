@@ -21,23 +21,24 @@ import math
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from metamesh.learners.experts.history import VersionHistory
-from metamesh.learners.experts.learner import ExpertInsight, RoundReport
 from metamesh.learners.experts.model import check_tensors
 from metamesh.learners.experts.privacy import PrivacyConfig, RDPAccountant
+from metamesh.learners.experts.report import ExpertInsight, RoundReport
 from metamesh.learners.experts.shared import SharedWeights
 from metamesh.learners.optim import Adam
 
-from .evaluate import Reward, Summary, summarise
+from .config import BraidConfig
+from .evaluate import Summary, summarise
 from .explain import Explanation, explain
 from .fusion import Backend, Decision, Outcome, execute
-from .plan import LatencyEstimates, Planner, Trace, decide, greedy, sampler
+from .gradient import Pending, policy_loss
+from .plan import LatencyEstimates, Planner, decide, greedy, sampler
 from .policy import BraidPolicy, contexts, encode
 from .pool import ModelDescriptor
 from .ratings import RatingTable
@@ -50,41 +51,9 @@ log = logging.getLogger(__name__)
 STATE_FORMAT = 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BraidConfig:
-    hidden: int = 32
-    lr: float = 0.003
-    batch: int = 16
-    tasks_per_round: int = 64
-    entropy: float = 0.02
-    normalise: bool = True
-    """Normalise advantages within a batch (steadier steps whatever the reward's scale)."""
-    reward: Reward = field(default_factory=Reward)
-    budgets: tuple[float, ...] = (1.5, 4.0, 10.0)
-    latency_limit_ms: float = 3000.0
-    eval_per_budget: int = 60
-    eval_seed: int = 999
-    rated: bool = True
-    """Learn from a simulated user's 1-5 stars (noisy) rather than the measured quality."""
-    privacy: PrivacyConfig | None = None
-    seed: int = 0
-    init_seed: int = 0
-    threads: int = 1
-
-
 def simulated_stars(quality: float, rng: np.random.Generator) -> int:
     """A user's rating of an answer of this quality: 1 + 4q plus noise, rounded to 1-5 stars."""
     return int(min(5, max(1, round(1 + 4 * quality + rng.normal(0.0, 0.5)))))
-
-
-@dataclass(slots=True)
-class _Pending:
-    task: Task
-    decision: Decision
-    trace: Trace
-    task_x: np.ndarray
-    model_x: np.ndarray
-    outcome: Outcome | None = None
 
 
 class BraidLearner(SharedWeights):
@@ -129,8 +98,8 @@ class BraidLearner(SharedWeights):
             0  # policy updates and restores (merges move the version): when the held-out figure is stale
         )
         self._heldout: tuple[tuple[int, int, int], float] | None = None
-        self._pending: OrderedDict[int, _Pending] = OrderedDict()
-        self._rated: list[tuple[_Pending, float]] = []
+        self._pending: OrderedDict[int, Pending] = OrderedDict()
+        self._rated: list[tuple[Pending, float]] = []
         self._recent: deque[tuple[str, float, float, float]] = deque(maxlen=512)  # type, reward, q, cost
         self._eval = [
             t for b in cfg.budgets
@@ -160,7 +129,7 @@ class BraidLearner(SharedWeights):
         )
         ident = self._next_id
         self._next_id += 1
-        self._pending[ident] = _Pending(task, decision, trace, task_x, model_x)
+        self._pending[ident] = Pending(task, decision, trace, task_x, model_x)
         while len(self._pending) > 4096:  # ratings that never came
             self._pending.popitem(last=False)
         return ident, decision
@@ -222,7 +191,7 @@ class BraidLearner(SharedWeights):
         ratings they help as often as they hurt, hence 0 by default).
         Raises KeyError for an unknown id, ValueError for a rating outside 1-5.
         """
-        batch: list[tuple[_Pending, float]] = []
+        batch: list[tuple[Pending, float]] = []
         for ident, stars in rated:
             if not 1 <= stars <= 5:
                 raise ValueError(f"a rating is 1 to 5 stars, got {stars}")
@@ -243,7 +212,7 @@ class BraidLearner(SharedWeights):
                 optimizer.step()
         self._changes += 1
 
-    def _remember(self, p: _Pending, performance: float, outcome: Outcome) -> None:
+    def _remember(self, p: Pending, performance: float, outcome: Outcome) -> None:
         """Credit the rating to the models that made the answer (see :mod:`.ratings`)."""
         d = p.decision
         if d.strategy == "cascade":
@@ -262,7 +231,7 @@ class BraidLearner(SharedWeights):
 
     # ------------------------------------------------------------------ policy gradient
 
-    def _update(self, batch: Sequence[tuple[_Pending, float]]) -> float:
+    def _update(self, batch: Sequence[tuple[Pending, float]]) -> float:
         loss = self._loss(batch)
         self._optimizer.zero_grad()
         loss.backward()
@@ -270,34 +239,9 @@ class BraidLearner(SharedWeights):
         self._changes += 1
         return float(loss.detach())
 
-    def _loss(self, batch: Sequence[tuple[_Pending, float]], *, normalise: bool = True) -> torch.Tensor:
-        task_x = np.concatenate([p.task_x for p, _ in batch])
-        model_x = np.concatenate([p.model_x for p, _ in batch])
-        heads = self.policy(torch.from_numpy(task_x), torch.from_numpy(model_x))
-        logps, ents, rows = [], [], []
-        row = 0
-        for p, _ in batch:
-            t = p.trace
-            lp, ent = _choice(heads.strategy[row], t.strategy.mask, t.strategy.index)
-            for head, choice in ((heads.size, t.size), (heads.threshold, t.threshold)):
-                if choice is not None:
-                    lp = lp + _choice(head[row], choice.mask, choice.index)[0]
-            for c in t.models:
-                mlp, ment = _choice(heads.models[row + c.context], c.mask, c.index)
-                lp, ent = lp + mlp, ent + ment / len(t.models)
-            logps.append(lp)
-            ents.append(ent)
-            rows.append(row)
-            row += len(p.task_x)
-        rewards = torch.tensor([r for _, r in batch], dtype=torch.float32)
-        values = heads.value[rows]
-        advantage = rewards - values.detach()
-        if len(batch) > 1 and normalise and self.config.normalise:
-            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-6)
-        return (
-            -(advantage * torch.stack(logps)).mean()
-            + 0.5 * ((values - rewards) ** 2).mean()
-            - self.config.entropy * torch.stack(ents).mean()
+    def _loss(self, batch: Sequence[tuple[Pending, float]], *, normalise: bool = True) -> torch.Tensor:
+        return policy_loss(
+            self.policy, batch, entropy=self.config.entropy, normalise=normalise and self.config.normalise
         )
 
     # ------------------------------------------------------------------ rounds and evaluation
@@ -449,12 +393,3 @@ class BraidLearner(SharedWeights):
         self._version, self._rounds, self._tasks = version, rounds, tasks
         self._rng = np.random.default_rng([self.config.seed, rounds])
         self._pick = sampler(self._rng)
-
-
-def _choice(logits: torch.Tensor, mask: np.ndarray, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probability of ``index`` under the masked softmax, and that distribution's entropy."""
-    open_ = torch.from_numpy(mask)
-    # a finite fill: -inf would make the entropy's gradient NaN (0 * inf) for closed choices
-    logp = torch.log_softmax(logits.masked_fill(~open_, -1e9), dim=-1)
-    entropy = -(logp.exp() * logp).sum()
-    return logp[index], entropy

@@ -7,6 +7,8 @@ Files::
     history.py   the bounded model version registry (merge records)        no torch
     model.py     K MLP experts under a softmax gate                        torch
     shared.py    weights shared as (DP) deltas and merged averages          torch
+    config.py    ExpertConfig: how the learner learns                       no torch
+    report.py    RoundReport, ExpertInsight: what a round and the learner report  no torch
     learner.py   ExpertLearner: FedProx training, frozen layers, DP deltas  torch
 
 Importing this package never imports torch: the torch-backed names
@@ -25,8 +27,10 @@ from .history import MergeRecord, VersionHistory
 from .privacy import PrivacyConfig, RDPAccountant
 
 if TYPE_CHECKING:
-    from .learner import ExpertConfig, ExpertInsight, ExpertLearner, RoundReport
+    from .config import ExpertConfig
+    from .learner import ExpertLearner
     from .model import MixtureOfExperts
+    from .report import ExpertInsight, RoundReport
     from .shared import DeltaUpdate
 
 __all__ = [
@@ -48,10 +52,10 @@ __all__ = [
 
 _LAZY = {
     "DeltaUpdate": "shared",
-    "ExpertConfig": "learner",
-    "ExpertInsight": "learner",
+    "ExpertConfig": "config",
+    "ExpertInsight": "report",
     "ExpertLearner": "learner",
-    "RoundReport": "learner",
+    "RoundReport": "report",
     "MixtureOfExperts": "model",
 }
 

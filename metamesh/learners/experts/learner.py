@@ -22,7 +22,6 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ import torch
 from metamesh.errors import ConfigError
 from metamesh.learners.optim import SGD
 
+from .config import ExpertConfig
 from .data import NodeData
 from .history import VersionHistory
 from .model import (
@@ -43,6 +43,7 @@ from .model import (
     parse_momentum_state,
 )
 from .privacy import PrivacyConfig, RDPAccountant
+from .report import ExpertInsight, RoundReport
 from .shared import DeltaUpdate, SharedWeights
 
 __all__ = ["DeltaUpdate", "ExpertConfig", "ExpertInsight", "ExpertLearner", "RoundReport"]
@@ -50,86 +51,6 @@ __all__ = ["DeltaUpdate", "ExpertConfig", "ExpertInsight", "ExpertLearner", "Rou
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = 1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExpertConfig:
-    """How an :class:`ExpertLearner` learns. Raises ConfigError for out-of-range values.
-
-    ``seed`` drives shuffling and DP noise and should differ per node (the
-    noise is only as secret as the seed); ``init_seed`` drives the initial
-    weights and should be the same across a domain, so all members start
-    from one base. ``frozen`` holds parameter-name prefixes matched on
-    dot boundaries (``"expert0"`` freezes ``expert0.*``, ``"expert0.fc1"``
-    only that layer). The optimizer is SGD with ``momentum`` (the momentum
-    buffers survive merges and reset on :meth:`ExpertLearner.set_weights`);
-    ``lr`` is the starting rate of every expert and of the gate.
-    ``threads`` is passed to ``torch.set_num_threads``, which is
-    process-wide.
-    """
-
-    n_experts: int = 4
-    hidden: int = 32
-    lr: float = 0.1
-    momentum: float = 0.9
-    local_epochs: int = 2
-    batch_size: int = 64
-    fedprox_mu: float = 0.0
-    frozen: tuple[str, ...] = ()
-    privacy: PrivacyConfig | None = None
-    seed: int = 0
-    init_seed: int = 0
-    threads: int = 1
-    history_len: int = 256
-
-    def __post_init__(self) -> None:
-        for name in ("n_experts", "hidden", "local_epochs", "batch_size", "threads", "history_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive number, got {self.lr}")
-        if not (math.isfinite(self.fedprox_mu) and self.fedprox_mu >= 0):
-            raise ConfigError(f"fedprox_mu must be >= 0, got {self.fedprox_mu}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
-        if isinstance(self.frozen, str) or not all(isinstance(p, str) and p for p in self.frozen):
-            raise ConfigError(f"frozen must be a tuple of non-empty name prefixes, got {self.frozen!r}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RoundReport:
-    """What one :meth:`ExpertLearner.train_round` did."""
-
-    round: int
-    version: int
-    epochs: int
-    steps: int
-    samples: int
-    train_loss: float
-    heldout_loss: float
-    seconds: float
-    skipped_steps: int = 0  # steps whose loss was not finite: no update made
-    diverged: bool = False  # the round left a non-finite held-out loss and was undone
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExpertInsight:
-    """What the learner knows, without its data (seed 001's insight).
-
-    ``expert_loss[e]`` is the MSE over the training samples the gate routes
-    mainly (argmax) to expert ``e`` and ``expert_samples[e]`` their count; an
-    expert with no samples reports loss 0.0. ``metrics`` has ``train_loss``,
-    ``heldout_loss``, ``version`` and ``rounds``, plus ``epsilon`` when
-    privacy is on and epsilon is finite. Maps one-to-one onto the protocol's
-    ``Insight.of(expert_loss, expert_samples, avg_loss=…, total_samples=…, metrics=…)``.
-    """
-
-    expert_loss: Mapping[str, float]
-    expert_samples: Mapping[str, int]
-    avg_loss: float
-    total_samples: int
-    domain: str
-    metrics: Mapping[str, float]
 
 
 def _check_data(data: NodeData) -> None:

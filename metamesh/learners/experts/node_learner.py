@@ -31,93 +31,23 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from metamesh.gossip.merge.delta import Rule, Update, aggregate
+from metamesh.gossip.merge.delta import Update, aggregate
 from metamesh.protocol import Body, Delta, Insight, Meta
 
-from .history import MergeRecord
-from .learner import DeltaUpdate, ExpertInsight, RoundReport
+from .federation import MODEL_NAME, DeltaTrainer, ExpertNodeConfig
+from .poison import poisoned
 
 __all__ = ["MODEL_NAME", "DeltaTrainer", "ExpertNodeConfig", "ExpertNodeLearner"]
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "experts"
 MAX_SAMPLES = 1 << 40
-
-
-class _TrainerConfig(Protocol):
-    @property
-    def privacy(self) -> Any: ...
-    @property
-    def seed(self) -> int: ...
-
-
-class DeltaTrainer(Protocol):
-    """What this module federates: ``ExpertLearner``, and any learner that trains torch weights the same way
-    (the braid policy). Calls come from one worker thread; see ``ExpertLearner`` for the cycle."""
-
-    @property
-    def config(self) -> _TrainerConfig: ...
-    @property
-    def domain(self) -> str: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def rounds(self) -> int: ...
-    @property
-    def samples(self) -> int: ...
-    @property
-    def trainable(self) -> tuple[str, ...]: ...
-    def train_round(self) -> RoundReport: ...
-    def heldout_loss(self) -> float: ...
-    def insight(self) -> ExpertInsight: ...
-    def affinity(self) -> dict[str, float]: ...
-    def epsilon(self) -> float: ...
-    def learning_rates(self) -> dict[str, float]: ...
-    def set_learning_rates(self, rates: Mapping[str, float], /) -> None: ...
-    def weights(self) -> dict[str, np.ndarray]: ...
-    def base_weights(self) -> dict[str, np.ndarray]: ...
-    def delta(self) -> DeltaUpdate: ...
-    def apply_average(
-        self,
-        avg_delta: Mapping[str, np.ndarray],
-        *,
-        new_version: int,
-        contributors: Sequence[str],
-        now: float,
-    ) -> MergeRecord: ...
-    def state(self) -> dict[str, Any]: ...
-    def load_state(self, state: Mapping[str, Any], /) -> None: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExpertNodeConfig:
-    """How the experts learner federates.
-
-    ``exchange_domain`` is where offsets are published and accepted (the
-    data's domain by default; one name for every node gives a single global
-    average). ``federated=False`` trains alone and publishes insights only.
-    ``rounds`` stops training after that many rounds (0: never).
-    """
-
-    exchange_domain: str
-    federated: bool = True
-    rounds: int = 0
-    rule: Rule = "fedavg"
-    norm_factor: float | None = 3.0
-    min_cosine: float | None = None
-    staleness_decay: float = 0.5
-    max_staleness: int = 4
-    poison: str = ""
-    """Robustness drills only: corrupt every published offset (scale, flip, nan, random, cycle)."""
-    model_name: str = MODEL_NAME
-    """The ``model`` of published deltas; offsets of any other model are refused."""
 
 
 @dataclass(slots=True)
@@ -457,35 +387,3 @@ class ExpertNodeLearner:
             round=round_,
             metrics=dict(insight.metrics),
         )
-
-
-def poisoned(
-    tensors: Mapping[str, np.ndarray], mode: str, round_: int, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """What a Byzantine drill node publishes instead of its offset.
-
-    ``scale``: x100; ``flip``: sign-flipped;
-    ``nan``: NaN everywhere; ``random``: Gaussian noise of the offset's own
-    norm, independent per node (``seed``); ``cycle``: one after another, by
-    round. Poisoners that collude on one shared vector are a different attack:
-    see the note in ``metamesh.gossip.merge.delta.direction_screen``.
-    """
-    modes = ("scale", "flip", "nan", "random")
-    if mode == "cycle":
-        mode = modes[round_ % len(modes)]
-    rng = np.random.default_rng([seed, round_])
-    out: dict[str, np.ndarray] = {}
-    for name, t in tensors.items():
-        match mode:
-            case "scale":
-                out[name] = t * np.float32(100)
-            case "flip":
-                out[name] = -t
-            case "nan":
-                out[name] = np.full_like(t, np.nan)
-            case "random":
-                scale = float(np.linalg.norm(t)) / max(np.sqrt(t.size), 1.0)
-                out[name] = rng.normal(0.0, max(scale, 1e-3), t.shape).astype(np.float32)
-            case _:
-                raise ValueError(f"unknown poison {mode!r}")
-    return out

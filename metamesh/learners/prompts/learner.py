@@ -16,12 +16,12 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from metamesh.learners.monitor import CycleReport, DriftMonitor, MonitorConfig
+from metamesh.learners.monitor import CycleReport, DriftMonitor
+from metamesh.learners.prompts.config import PromptLearnerConfig, replace_config
 from metamesh.learners.prompts.dataset import Question
 from metamesh.learners.prompts.qlearning import (
     QRow,
@@ -33,7 +33,7 @@ from metamesh.learners.prompts.qlearning import (
     update,
 )
 from metamesh.learners.prompts.scoring import is_correct, reward, score_answer
-from metamesh.learners.prompts.strategies import DEFAULT_STRATEGIES, render
+from metamesh.learners.prompts.strategies import render
 from metamesh.llm.base import LLM, GenerateOptions
 from metamesh.protocol import GLOBAL_DOMAIN, Body, Insight, Meta, QTable
 
@@ -42,39 +42,6 @@ __all__ = ["PromptLearner", "PromptLearnerConfig"]
 log = logging.getLogger(__name__)
 
 MAX_SANE_VISITS = 1e9
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PromptLearnerConfig:
-    strategies: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_STRATEGIES))
-    epsilon_start: float = 1.0
-    epsilon_floor: float = 0.05
-    epsilon_decay: float = 0.97
-    """Per visit of a state, own and peers': exploration fades with shared experience."""
-    min_tries: int = 6
-    """Visits every strategy gets in a state (own and peers' together) before greedy choices."""
-    alpha: float | None = None
-    federated: bool = True
-    visit_weighted: bool = True
-    """Merge peers' rows weighted by visits (True) or as a plain mean (False, for comparison)."""
-    random_policy: bool = False
-    """The baseline arm: always pick a strategy at random."""
-    share_change: float = 0.25
-    share_visits: int = 4
-    keepalive: float = 5.0
-    affinity_smoothing: float = 0.05
-    seed: int = 0
-    monitor: MonitorConfig = field(
-        default_factory=lambda: MonitorConfig(cycle=100, warmup_cycles=6, drift_raise=0.3, drift_clear=0.15)
-    )
-    """The closed-loop monitor over (category, strategy) choices and their scores; the reference
-    forms after the warm-up, once exploration has faded. Measured with 6 categories: a settled
-    node's cycles diverge 0.03-0.07 from its reference, one whose greedy choice flips in one
-    category 0.2, one choosing at random 0.6-0.7; raising at 0.3 flags a changed policy, not a
-    changed mind about one near-tie."""
-    drift_at: int = 0
-    """Robustness drills only: from this episode on, choose strategies at random, as a node whose
-    policy was reset or corrupted would (0: never)."""
 
 
 class PromptLearner:
@@ -325,7 +292,7 @@ class PromptLearner:
         labels ``actions``) and exploration rate (``eps.CATEGORY``) per category."""
         eps = meta.params.get("epsilon_start")
         if eps is not None and 0 <= eps <= 1:
-            self.config = _replace(self.config, epsilon_start=float(eps))
+            self.config = replace_config(self.config, epsilon_start=float(eps))
         applied: list[str] = []
         actions = meta.labels.get("actions", ())
         index = [(j, self.actions.index(a)) for j, a in enumerate(actions) if a in self.actions]
@@ -407,9 +374,3 @@ class PromptLearner:
         for s, c, values, visits in state.get("peers", []):
             self.peers[(s, c)] = QRow(np.array(values, dtype=np.float64), np.array(visits, dtype=np.float64))
         self.affinities.update({k: float(v) for k, v in state.get("affinities", {}).items()})
-
-
-def _replace(config: PromptLearnerConfig, **changes: Any) -> PromptLearnerConfig:
-    from dataclasses import replace
-
-    return replace(config, **changes)
