@@ -15,8 +15,8 @@ from __future__ import annotations
 import random
 
 import numpy as np
+from averaging import mesh_graph, simulate_push_sum, simulate_tables, spread_rounds
 
-from metamesh.gossip.averaging import mesh_graph, simulate_push_sum, simulate_tables, spread_rounds
 from metamesh.protocol import Envelope, encode
 
 D = 6

@@ -6,10 +6,9 @@ Pure logic (values in, values out; time passed in):
 - ``hysteresis``: domain membership as a Schmitt trigger
 - ``mesh``: the per-domain mesh degree band with prune backoff (gossipsub-style)
 - ``dedup``: per-sender replay windows (exactly-once delivery and relay)
-- ``change``: send-on-change gates and their change metrics
-- ``merge``: merge rules — visit-weighted Q-tables; FedAvg, trimmed mean,
-  coordinate median, Krum and norm screening for weight deltas
-- ``averaging``: simulations comparing latest-state tables and push-sum
+- ``merge``: merge rules for weight deltas — FedAvg, trimmed mean, coordinate
+  median, Krum and norm screening (a Q-table's merge is its learner's: see
+  ``metamesh.learners.prompts.qlearning``)
 
 Adapters to the network:
 

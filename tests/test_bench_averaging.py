@@ -2,7 +2,7 @@ import random
 
 import numpy as np
 
-from metamesh.gossip.averaging import mesh_graph, simulate_push_sum, simulate_tables, spread_rounds
+from bench.averaging import mesh_graph, simulate_push_sum, simulate_tables, spread_rounds
 
 
 def test_mesh_graph_has_the_degree_floor() -> None:

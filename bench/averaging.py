@@ -1,7 +1,7 @@
 """How a domain agrees on the sample-weighted average of its members' values.
 
 Two schemes, simulated here as pure functions over a graph so they can be
-compared under message loss (``bench/gossip.py``):
+compared under message loss (``bench/gossip.py``; a bench-only simulation, not part of the product):
 
 - **Latest-state tables** (what metamesh nodes do): every node floods its own
   ``(value, samples, version)`` over the domain mesh; relays forward entries they
