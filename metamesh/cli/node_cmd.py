@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from metamesh.cli import exitcodes
-from metamesh.errors import HomeInUse, MetameshError
-from metamesh.node.config import POISONS, PROFILES, SETTINGS, load_config
+from metamesh.errors import ConfigError, HomeInUse, MetameshError
+from metamesh.node.config import POISONS, PROFILES, SETTINGS, NodeConfig, load_config
+
+if TYPE_CHECKING:
+    from metamesh.node.runtime import Node
 
 #: Command-line destinations that are node settings (``profile`` is passed on its own). Every
 #: flag of a setting is ``--`` plus its name with dashes, as docs/settings.md lists them.
@@ -142,7 +145,8 @@ def add_learner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--learner",
         help="what this node learns: none, prompts (strategy per category), evolve (prompts that "
-        "rewrite themselves), experts (torch), braid (torch: which LLMs to combine)",
+        "rewrite themselves), experts (torch), braid (torch: which LLMs to combine), or the name "
+        "of any installed learner plugin (entry-point group metamesh.learners)",
     )
     p.add_argument("--llm", help="LLM for the prompts learner: sim, ollama:MODEL, openai:URL:MODEL")
     p.add_argument("--random-seed", type=int, help="random seed of the learner (default 0)")
@@ -245,41 +249,29 @@ def run(args: argparse.Namespace, *, command: str = "node") -> int:
     except HomeInUse as exc:
         sys.stderr.write(f"metamesh {command}: {exc}\n")
         return exitcodes.HOME_IN_USE
+    except ConfigError as exc:  # the learner the config names is unknown or refuses its settings
+        sys.stderr.write(f"metamesh {command}: {exc}\n")
+        return exitcodes.CONFIG
     except MetameshError as exc:
         sys.stderr.write(f"metamesh {command}: {exc}\n")
         return exitcodes.FAILURE
 
 
-async def _serve(config: object, *, ready_json: bool) -> int:
-    from metamesh.learners.factory import build_learner
-    from metamesh.node.config import NodeConfig
-    from metamesh.node.runtime import Node
-    from metamesh.node.state import NodeDir
+async def _serve(config: NodeConfig, *, ready_json: bool) -> int:
+    from metamesh.node.run import run_node
 
-    assert isinstance(config, NodeConfig)
-    NodeDir(config.home).close()  # a home in use fails now, not after a learner's slow build
-    learner = build_learner(config)
-    node = Node(config, learner=learner)
-    await node.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, node.request_stop)
-    if ready_json:
-        sys.stdout.write(
-            json.dumps(
-                {
-                    "event": "ready",
-                    "node": node.id,
-                    "pub": node.pub_endpoint,
-                    "router": node.router_endpoint,
-                    "metrics_port": node.metrics_port,
-                }
-            )
-            + "\n"
-        )
+    def ready(node: Node) -> None:
+        if not ready_json:
+            return
+        line = {
+            "event": "ready",
+            "node": node.id,
+            "pub": node.pub_endpoint,
+            "router": node.router_endpoint,
+            "metrics_port": node.metrics_port,
+        }
+        sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
-    try:
-        await node.wait_stopped()
-    finally:
-        await node.stop("signal")
+
+    await run_node(config, ready=ready)
     return exitcodes.OK
