@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -144,10 +145,9 @@ def _run(argv: list[str], stdout: Connection, log: str, environ: Mapping[str, st
     sys.argv = [sys.argv[0], *argv]
     with contextlib.suppress(OSError):  # the name ps -o comm and top show (Linux; 15 bytes)
         Path("/proc/self/comm").write_text(title[:15])
-    from metamesh.cli.main import main
-
     try:
-        code = main(argv)
+        # what `python -m metamesh` runs (metamesh/__main__.py, with sys.argv as set above): the
+        # command line is the CLI's, which nothing else in the package imports
+        runpy.run_module("metamesh", run_name="__main__", alter_sys=True)
     finally:
         logging.shutdown()  # the child ends with os._exit: no atexit flushes the log handlers
-    sys.exit(code)
