@@ -14,6 +14,7 @@ from typing import Any
 
 from metamesh.deploy.preload import PreloadedProcess, preload_available
 from metamesh.errors import MetameshError
+from metamesh.node.eventfiles import read_events
 
 __all__ = ["LocalNode", "node_environ", "stop_all"]
 
@@ -135,16 +136,8 @@ class LocalNode:
         return self.proc.returncode
 
     def events(self) -> list[dict[str, Any]]:
-        path = self.home / "events.jsonl"
-        if not path.exists():
-            return []
-        out = []
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line being written right now
-        return out
+        """The node's event log so far, rotated files included, oldest first."""
+        return read_events(self.home / "events.jsonl")
 
 
 def stop_all(nodes: Sequence[LocalNode], timeout: float = 10.0) -> None:
