@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from metamesh.cli import exitcodes
-from metamesh.cli.experiment_cmd import add_out
+from metamesh.cli.studies import add_out, have_torch, names, run_study
 
 HELP = "the meta-braider (seed 004): which models of a pool to combine and how, local vs federated"
 
@@ -56,23 +55,14 @@ def add_parser(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if not have_torch():
         sys.stderr.write(
             "metamesh experiment braid: the braid learner needs torch: pip install 'metamesh[torch]'\n"
         )
         return exitcodes.CONFIG
-    from metamesh.cli.experiment_cmd import _run, _write_artefacts, claim_out
-    from metamesh.experiments.braid import (
-        ARMS,
-        BraidExperiment,
-        render_table,
-        single_reward,
-        write_plots,
-    )
+    from metamesh.experiments.braid import ARMS, BraidExperiment
 
-    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    arms = names(args.arms)
     try:
         budgets = [float(b) for b in args.budgets.split(",")]
     except ValueError:
@@ -83,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             "--budgets a comma-separated list of numbers\n"
         )
         return exitcodes.USAGE
-    experiment = BraidExperiment(
+    study = BraidExperiment(
         root=args.out.resolve(),
         nodes=args.nodes,
         rounds=args.rounds,
@@ -94,49 +84,4 @@ def run(args: argparse.Namespace) -> int:
         latency_limit=args.latency_limit,
         target=args.target,
     )
-    if code := claim_out(args, experiment.root, experiment.outputs(), "experiment braid"):
-        return code
-    started = time.monotonic()
-    outcome = _run(experiment)
-    if isinstance(outcome, int):
-        return outcome
-    results, base = outcome
-    goal = args.target
-    out = sys.stdout
-    out.write("\nHeld-out tasks per budget (learned: mean over nodes; in limits: the worst node)\n\n")
-    out.write(render_table(results, base, goal) + "\n")
-    for a in results:
-        if a.new_type:
-            rows = list(a.new_type.values())
-            before = sum(r["before"]["quality"] for r in rows) / len(rows)
-            after = sum(r["after"]["quality"] for r in rows) / len(rows)
-            out.write(
-                f"\nnew task type ({rows[0]['type']}, never trained on), {a.arm}: quality "
-                f"{before:.3f} before, {after:.3f} after {rows[0]['shots']} rated examples (mean over nodes)"
-            )
-    shown = next((a for a in reversed(results) if a.explanations), None)
-    explained: list[str] = shown.explanations if shown is not None else []
-    if shown is not None:
-        out.write(f"\n\nSample decisions, explained (a {shown.arm} node):\n\n")
-        out.write("\n\n".join(explained) + "\n")
-    doc = {
-        "target_reward": goal,
-        "best_single_reward": single_reward(experiment.budgets, experiment.latency_limit),
-        "baselines": base,
-        "arms": {
-            a.arm: {
-                "budgets": {b: {n: s.as_dict() for n, s in nodes.items()} for b, nodes in a.budgets.items()},
-                "curves": a.curves,
-                "mean_curve": a.mean_curve(),
-                "tasks_to_target": a.tasks_to(goal),
-                "new_type": a.new_type,
-                "explanations": a.explanations,
-                "seconds": round(a.seconds, 1),
-            }
-            for a in results
-        },
-    }
-    root = experiment.root
-    out.write("\n")
-    _write_artefacts(root, doc, write_plots(results, base, goal, root), started)
-    return exitcodes.OK
+    return run_study(study, args, "experiment braid")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from metamesh.cli import experiment_cmd
+from metamesh.cli.studies import have_torch
 
 #: The folder inside the demo's --out that its experts run writes.
 EXPERTS = "experts"
@@ -46,14 +47,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=run, coordinator=True)
 
 
-def _have_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def experts_args(args: argparse.Namespace) -> argparse.Namespace:
     """The demo's small experts run, parsed by ``experiment experts``'s own options, so every
     option that command gains has its default here too. It writes into ``--out``/experts: never
@@ -68,7 +61,7 @@ def experts_args(args: argparse.Namespace) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     code = experiment_cmd.run(args, command="demo", also_writes=[EXPERTS])
-    if code == 0 and not args.no_experts and _have_torch():
+    if code == 0 and not args.no_experts and have_torch():
         sys.stdout.write("\nExperts: sharing model weights, never data\n")
         sys.stdout.flush()
         code = experiment_cmd.run_experts(experts_args(args))

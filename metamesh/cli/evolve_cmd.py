@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import time
 from pathlib import Path
 
 from metamesh.cli import exitcodes
-from metamesh.cli.experiment_cmd import add_out
+from metamesh.cli.studies import add_out, names, run_study
 
 HELP = "prompt evolution (seed 003): static vs evolved prompts, local vs federated, and a drift run"
 
@@ -51,14 +49,13 @@ def add_parser(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from metamesh.cli.experiment_cmd import _run, _write_artefacts, claim_out
-    from metamesh.experiments.evolve import ARMS, EvolveExperiment, render_table, write_plots
+    from metamesh.experiments.evolve import ARMS, EvolveExperiment
 
-    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    arms = names(args.arms)
     if not arms or any(a not in ARMS for a in arms) or args.nodes < 2:
         sys.stderr.write(f"metamesh experiment: arms must be among {', '.join(ARMS)}; --nodes >= 2\n")
         return exitcodes.USAGE
-    experiment = EvolveExperiment(
+    study = EvolveExperiment(
         root=args.out.resolve(),
         nodes=args.nodes,
         pace=args.pace,
@@ -67,31 +64,4 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         drift=not args.no_drift,
     )
-    if code := claim_out(args, experiment.root, experiment.outputs(), "experiment evolve"):
-        return code
-    started = time.monotonic()
-    outcome = _run(experiment)
-    if isinstance(outcome, int):
-        return outcome
-    results, drift = outcome
-    out = sys.stdout
-    out.write("\nHeld-out accuracy of the static prompt and the evolved prompts (mean over nodes)\n\n")
-    out.write(render_table(results, drift) + "\n\n")
-    doc = {
-        "arms": {
-            r.arm: {
-                "static": r.static,
-                "evolved": r.evolved,
-                "calls": r.calls,
-                "adopted": r.adopted,
-                "refused": r.refused,
-                "curves": r.curves,
-                "seconds": round(r.seconds, 1),
-            }
-            for r in results
-        },
-        "drift": None if drift is None else dataclasses.asdict(drift),
-    }
-    root = experiment.root
-    _write_artefacts(root, doc, write_plots(results, drift, root), started)
-    return exitcodes.OK
+    return run_study(study, args, "experiment evolve")

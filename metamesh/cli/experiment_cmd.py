@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from metamesh.cli import exitcodes
+from metamesh.cli.studies import add_out, have_torch, names, run_study
 from metamesh.errors import MetameshError
-from metamesh.experiments import outdir
-from metamesh.experiments.progress import ProgressDisplay
 
 HELP = "run an experiment with real node processes on this machine"
 
@@ -109,48 +104,10 @@ def add_experts_options(p: argparse.ArgumentParser) -> None:
     add_out(p, Path("metamesh-runs/experts"), "the plot")
 
 
-def add_out(p: argparse.ArgumentParser, default: Path, plots: str) -> None:
-    """--out and --force, the same for every command that writes a run folder."""
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=default,
-        help=f"where event logs, results.json and {plots} go (default {default}); "
-        "a folder that holds other files is refused",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace the results of an earlier run in --out (its default folder is replaced without it); "
-        "other files there are kept",
-    )
-    p.set_defaults(default_out=default)
-
-
-def claim_out(args: argparse.Namespace, root: Path, outputs: Sequence[str], command: str) -> int:
-    """OK once --out is this run's folder; else USAGE, after one line saying why and what to do."""
-    options = {k: v for k, v in vars(args).items() if k not in ("run", "default_out")}
-    try:
-        replaced = outdir.claim(
-            root,
-            outputs,
-            command=f"metamesh {command}",
-            options=options,
-            force=args.force or args.out == args.default_out,
-        )
-    except outdir.OutputRefused as exc:
-        sys.stderr.write(f"metamesh {command}: {exc}\n")
-        return exitcodes.USAGE
-    if replaced:
-        sys.stderr.write(f"replacing the results of an earlier run in {root}\n")
-    return exitcodes.OK
-
-
 def run_experts(args: argparse.Namespace) -> int:
-    from metamesh.experiments.experts import ARMS, ExpertsExperiment, render_table, write_plot
+    from metamesh.experiments.experts import ARMS, ExpertsExperiment
 
-    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-    domains = [d.strip() for d in args.domains.split(",") if d.strip()]
+    arms, domains = names(args.arms), names(args.domains)
     bad = [a for a in arms if a not in ARMS]
     if bad or not domains or args.per_domain < 1 or args.rounds < 1 or args.samples < 1:
         sys.stderr.write(
@@ -160,12 +117,15 @@ def run_experts(args: argparse.Namespace) -> int:
     if "private" in arms and not (args.dp_clip > 0 and args.dp_noise >= 0):
         sys.stderr.write("metamesh experiment: the private arm needs --dp-clip > 0 and --dp-noise >= 0\n")
         return exitcodes.USAGE
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if not have_torch():
         sys.stderr.write("metamesh experiment: the experts need torch: pip install 'metamesh[torch]'\n")
         return exitcodes.CONFIG
-    experiment = ExpertsExperiment(
+    if any(a in arms for a in ("attacked", "defended")) and not 0 < args.poisoners < args.per_domain / 2:
+        sys.stderr.write(
+            "metamesh experiment: --poisoners must be at least 1 and under half of --per-domain\n"
+        )
+        return exitcodes.USAGE
+    study = ExpertsExperiment(
         root=args.out.resolve(),
         domains=domains,
         per_domain=args.per_domain,
@@ -179,87 +139,7 @@ def run_experts(args: argparse.Namespace) -> int:
         coordinator=args.coordinator,
         poisoners=args.poisoners,
     )
-    if any(a in arms for a in ("attacked", "defended")) and not 0 < args.poisoners < args.per_domain / 2:
-        sys.stderr.write(
-            "metamesh experiment: --poisoners must be at least 1 and under half of --per-domain\n"
-        )
-        return exitcodes.USAGE
-    if code := claim_out(args, experiment.root, experiment.outputs(), "experiment experts"):
-        return code
-    nodes = args.per_domain * len(experiment.domains)
-    arm_names = experiment.arm_names()
-    sys.stderr.write(
-        f"{nodes} nodes x {len(arm_names)} arms ({', '.join(arm_names)}), {args.rounds} rounds per node\n"
-    )
-    started = time.monotonic()
-    results = _run(experiment)
-    if isinstance(results, int):
-        return results
-    out = sys.stdout
-    out.write("\nMean squared error on held-out data of each node's whole domain (lower is better)\n\n")
-    out.write(render_table(results, experiment.domains) + "\n\n")
-    private = next((r for r in results if r.arm == "private"), None)
-    if private is not None and private.epsilon is not None:
-        out.write(
-            f"private: updates clipped to {args.dp_clip} and noised (multiplier {args.dp_noise}); "
-            f"epsilon {private.epsilon:.2f} at delta 1e-5 after {args.rounds} rounds\n\n"
-        )
-    doc = {
-        r.arm: {
-            "loss": r.loss,
-            "mean": r.mean,
-            "domain_mean": {d: r.domain_mean(d) for d in experiment.domains},
-            "curves": r.curves,
-            "epsilon": r.epsilon,
-            "seconds": round(r.seconds, 1),
-            "late_joiner": None if r.late is None else dataclasses.asdict(r.late),
-            "poisoners": r.poisoners,
-            "quarantined": r.quarantined,
-        }
-        for r in results
-    }
-    for r in results:
-        if r.poisoners:
-            caught = sum(all(p in q for p in r.poisoners) for q in r.quarantined.values())
-            out.write(
-                f"{r.arm}: {len(r.poisoners)} poisoners; {caught} of {len(r.quarantined)} honest nodes "
-                f"quarantined all of them\n"
-            )
-    plot = experiment.root / "loss.png"
-    _write_artefacts(experiment.root, doc, [plot] if write_plot(results, plot) else [], started)
-    return exitcodes.OK
-
-
-def _run(experiment: Any) -> Any:
-    """The experiment's results, or the exit code after Ctrl-C or a failure (every node is stopped).
-
-    Shows the live progress on stderr while it runs."""
-    display = ProgressDisplay(sys.stderr, arms=len(experiment.arm_names()))
-    experiment.progress = display
-    try:
-        return experiment.run()
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted; every node process was stopped\n")
-        return exitcodes.INTERRUPTED
-    except MetameshError as exc:
-        sys.stderr.write(f"\nmetamesh experiment: {exc}\n")
-        return exitcodes.FAILURE
-    finally:
-        display.close()
-
-
-def _write_artefacts(root: Path, doc: dict[str, Any], plots: Sequence[Path], started: float) -> None:
-    """Write results.json and say where every artefact of the run is (no plots: matplotlib is missing)."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "results.json").write_text(json.dumps(doc, indent=2))
-    out = sys.stdout
-    out.write(f"Event logs:  {root}/<arm>/<node>/events.jsonl\n")
-    out.write(f"Results:     {root / 'results.json'}\n")
-    out.write(
-        "".join(f"Plot:        {p}\n" for p in plots)
-        or "Plot:        skipped (pip install 'metamesh[plot]')\n"
-    )
-    out.write(f"Took {time.monotonic() - started:.0f} s.\n")
+    return run_study(study, args, "experiment experts")
 
 
 def add_options(
@@ -314,10 +194,10 @@ def _check_llm(spec: str) -> str:
 def run(
     args: argparse.Namespace, *, command: str = "experiment prompts", also_writes: Sequence[str] = ()
 ) -> int:
-    """The prompts experiment; ``also_writes`` names what a caller (the demo) adds to its folder."""
-    from metamesh.experiments.prompts import ARMS, PromptExperiment, render_table, write_plot
+    """The prompts study; ``also_writes`` names what a caller (the demo) adds to its folder."""
+    from metamesh.experiments.prompts import ARMS, PromptExperiment
 
-    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    arms = names(args.arms)
     bad = [a for a in arms if a not in ARMS]
     if bad or args.nodes < 1 or args.episodes < 1:
         sys.stderr.write(
@@ -329,7 +209,7 @@ def run(
         if problem:
             sys.stderr.write(f"metamesh experiment: {problem}\n")
             return exitcodes.UNREACHABLE
-    experiment = PromptExperiment(
+    study = PromptExperiment(
         root=args.out.resolve(),
         nodes=args.nodes,
         episodes=args.episodes,
@@ -340,41 +220,4 @@ def run(
         arms=arms,
         coordinator=args.coordinator,
     )
-    if code := claim_out(args, experiment.root, [*experiment.outputs(), *also_writes], command):
-        return code
-    arm_names = experiment.arm_names()
-    sys.stderr.write(
-        f"{args.nodes} nodes x {len(arm_names)} arms ({', '.join(arm_names)}), "
-        f"{args.episodes} questions per node, LLM {args.llm}\n"
-    )
-    started = time.monotonic()
-    results = _run(experiment)
-    if isinstance(results, int):
-        return results
-    out = sys.stdout
-    out.write(
-        "\nGreedy accuracy on held-out questions (seed 000 expected: random ~60%, local 70-78%, "
-        "federated ~85%)\n\n"
-    )
-    out.write(render_table(results) + "\n\n")
-    federated = next((r for r in results if r.arm == "federated"), None)
-    if federated is not None and federated.best:
-        out.write("Best strategy per category, learned by the federated nodes:\n")
-        for cat, strategy in sorted(federated.best.items()):
-            out.write(f"  {cat:<11} {strategy}\n")
-        out.write("\n")
-    doc = {
-        r.arm: {
-            "accuracy": r.accuracy,
-            "mean": r.mean,
-            "curves": r.curves,
-            "best": r.best,
-            "episodes_to_80": r.episodes_to(0.8),
-            "seconds": round(r.seconds, 1),
-            "late_joiner": None if r.late is None else dataclasses.asdict(r.late),
-        }
-        for r in results
-    }
-    plot = experiment.root / "accuracy.png"
-    _write_artefacts(experiment.root, doc, [plot] if write_plot(results, plot) else [], started)
-    return exitcodes.OK
+    return run_study(study, args, command, also_writes)

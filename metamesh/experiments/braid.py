@@ -18,19 +18,16 @@ held-out set.
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metamesh.deploy.local import LocalNode, stop_all
-from metamesh.deploy.ports import free_tcp_port
 from metamesh.deploy.preload import TORCH_NODE_MODULES
-from metamesh.experiments.outdir import clear
+from metamesh.experiments.events import BraidEval, NodeLog, Round
+from metamesh.experiments.harness import Arm, Finished, NodeSpec, Study, plan_arms
+from metamesh.experiments.plots import pyplot, save_figure
 from metamesh.experiments.progress import Status
-from metamesh.experiments.prompts import pyplot, save_figure, wait_until_done
 from metamesh.learners.braid.evaluate import Reward, Summary, best_single, heldout, random_policy, summarise
 from metamesh.learners.braid.evaluate import uniform_ensemble as uniform_policy
 from metamesh.learners.braid.fusion import SimulatedBackend
@@ -38,8 +35,6 @@ from metamesh.learners.braid.pool import SIMULATED_POOL
 from metamesh.learners.braid.tasks import DEFAULT_MIX, eval_tasks
 
 __all__ = ["ARMS", "BraidArm", "BraidExperiment", "baselines", "render_table", "single_reward", "write_plots"]
-
-log = logging.getLogger(__name__)
 
 ARMS = ("local", "federated")
 HOMES = ("code", "math", "medical", "qa")
@@ -82,7 +77,7 @@ class BraidArm:
 
 
 @dataclass(slots=True, kw_only=True)
-class BraidExperiment:
+class BraidExperiment(Study[BraidArm]):
     root: Path
     nodes: int = 4
     rounds: int = 30
@@ -95,20 +90,19 @@ class BraidExperiment:
     timeout: float = 300.0
     target: float = 0.625
     """Held-out reward the learning-speed comparison counts tasks to."""
-    progress: Callable[[Status], None] | None = None
+    _base: dict[str, dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
-    def arm_names(self) -> list[str]:
-        """The arms in the order they run: each is a folder of ``root``."""
-        return [*self.arms]
+    def arm_plan(self) -> list[Arm]:
+        return plan_arms(self.arms)
 
-    def outputs(self) -> list[str]:
-        """Every name this run writes at the top of ``root``."""
-        return [*self.arm_names(), "results.json", "pareto.png", "learning.png"]
+    def plot_names(self) -> list[str]:
+        return ["pareto.png", "learning.png"]
 
-    def run(self) -> tuple[list[BraidArm], dict[str, dict[str, Any]]]:
-        """The arms, and the baselines per budget; an arm's folder left by an earlier run is removed first."""
-        clear(self.root, self.arm_names())
-        return [self._run_arm(arm) for arm in self.arms], baselines(self.budgets, self.latency_limit)
+    def baselines(self) -> dict[str, dict[str, Any]]:
+        """Budget -> baseline -> its results on the nodes' held-out tasks (computed once)."""
+        if self._base is None:
+            self._base = baselines(self.budgets, self.latency_limit)
+        return self._base
 
     def _args(self, arm: str, i: int) -> list[str]:
         return ["--profile", "local", "--name", f"{arm[:3]}{i}", "--learner", "braid",
@@ -117,51 +111,76 @@ class BraidExperiment:
                 "--budgets", ",".join(f"{b:g}" for b in self.budgets),
                 "--latency-limit", str(self.latency_limit), "--pace", str(self.pace)]  # fmt: skip
 
-    def _run_arm(self, arm: str) -> BraidArm:
-        started = time.monotonic()
-        procs: list[LocalNode] = []
-        port = free_tcp_port()
-        try:
-            for i in range(self.nodes):
-                args = self._args(arm, i)
-                if arm == "federated":
-                    args += ["--wait-peers", str(self.nodes - 1)]
-                    args += ["--seed", f"tcp://127.0.0.1:{port}"] if i else ["--router-port", str(port)]
-                home = self.root / arm / f"node-{i}"
-                procs.append(LocalNode(home, args, preload=TORCH_NODE_MODULES).launch())
-            for p in procs:
-                p.wait_ready(90.0)
-            wait_until_done(procs, arm, self.root / arm, self.timeout, lambda ev: self._report(arm, ev))
-            result = BraidArm(arm)
-            for p in procs:
-                collect(p.id, p.events(), result, self.tasks_per_round)
-        finally:
-            stop_all(procs)
-        result.seconds = time.monotonic() - started
+    def node_specs(self, arm: Arm) -> list[NodeSpec]:
+        fed = arm.kind == "federated"
+        return [
+            NodeSpec(f"node-{i}", self._args(arm.kind, i), join=fed, wait=fed, preload=TORCH_NODE_MODULES)
+            for i in range(self.nodes)
+        ]
+
+    def status(self, arm: Arm, logs: Sequence[NodeLog]) -> Status:
+        rounds = sum(max((r.round for r in log.all(Round)), default=0) for log in logs)
+        done = sum(log.done is not None for log in logs)
+        return Status(arm.name, len(logs), rounds, self.rounds * len(logs), "rounds", done)
+
+    def result(self, arm: Arm, nodes: Sequence[Finished]) -> BraidArm:
+        result = BraidArm(arm.name)
+        for n in nodes:
+            collect(n.log, result, self.tasks_per_round)
         return result
 
-    def _report(self, arm: str, events: dict[str, list[dict[str, Any]]]) -> None:
-        if self.progress is None:
-            return
-        rounds = [
-            max((int(e["round"]) for e in ev if e["event"] == "round"), default=0) for ev in events.values()
-        ]
-        done = sum(any(e["event"] == "done" for e in ev) for ev in events.values())
-        self.progress(Status(arm, len(events), sum(rounds), self.rounds * len(events), "rounds", done))
+    def document(self, results: Sequence[BraidArm]) -> dict[str, Any]:
+        return {
+            "target_reward": self.target,
+            "best_single_reward": single_reward(self.budgets, self.latency_limit),
+            "baselines": self.baselines(),
+            "arms": {
+                a.arm: {
+                    "budgets": {
+                        b: {n: s.as_dict() for n, s in nodes.items()} for b, nodes in a.budgets.items()
+                    },
+                    "curves": a.curves,
+                    "mean_curve": a.mean_curve(),
+                    "tasks_to_target": a.tasks_to(self.target),
+                    "new_type": a.new_type,
+                    "explanations": a.explanations,
+                    "seconds": round(a.seconds, 1),
+                }
+                for a in results
+            },
+        }
+
+    def summary(self, results: Sequence[BraidArm]) -> str:
+        text = "\nHeld-out tasks per budget (learned: mean over nodes; in limits: the worst node)\n\n"
+        text += render_table(results, self.baselines(), self.target) + "\n"
+        for a in results:
+            if a.new_type:
+                rows = list(a.new_type.values())
+                before = sum(r["before"]["quality"] for r in rows) / len(rows)
+                after = sum(r["after"]["quality"] for r in rows) / len(rows)
+                text += (
+                    f"\nnew task type ({rows[0]['type']}, never trained on), {a.arm}: quality "
+                    f"{before:.3f} before, {after:.3f} after {rows[0]['shots']} rated examples "
+                    "(mean over nodes)"
+                )
+        shown = next((a for a in reversed(results) if a.explanations), None)
+        if shown is not None:
+            text += f"\n\nSample decisions, explained (a {shown.arm} node):\n\n"
+            text += "\n\n".join(shown.explanations) + "\n"
+        return text + "\n"
+
+    def plots(self, results: Sequence[BraidArm]) -> list[Path]:
+        return write_plots(results, self.baselines(), self.target, self.root)
 
 
-def collect(node: str, events: Sequence[dict[str, Any]], result: BraidArm, tasks_per_round: int) -> None:
-    curve = [(int(e["round"]) * tasks_per_round, 1.0 - float(e["heldout_loss"]))
-             for e in events if e["event"] == "round"]  # fmt: skip
-    result.curves[node] = curve
-    for e in events:
-        if e["event"] != "braid_eval":
-            continue
-        for budget, summary in e["budgets"].items():
-            result.budgets.setdefault(budget, {})[node] = Summary(**summary)
+def collect(log: NodeLog, result: BraidArm, tasks_per_round: int) -> None:
+    result.curves[log.node] = [(r.round * tasks_per_round, 1.0 - r.heldout_loss) for r in log.all(Round)]
+    for e in log.all(BraidEval):
+        for budget, summary in e.budgets.items():
+            result.budgets.setdefault(budget, {})[log.node] = Summary(**summary)
         if not result.explanations:
-            result.explanations = list(e["explanations"])
-        result.new_type[node] = e["new_type"]
+            result.explanations = list(e.explanations)
+        result.new_type[log.node] = e.new_type
 
 
 def baselines(budgets: Sequence[float], latency_limit: float) -> dict[str, dict[str, Any]]:

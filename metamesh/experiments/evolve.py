@@ -12,23 +12,21 @@
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metamesh.deploy.local import LocalNode, stop_all
-from metamesh.experiments.outdir import clear
+from metamesh.experiments.events import Adoption, Done, Iteration, Monitor, NodeLog, PeerWeight, Quarantine
+from metamesh.experiments.harness import Arm, Finished, NodeSpec, Study, plan_arms
+from metamesh.experiments.plots import pyplot, save_figure
 from metamesh.experiments.progress import Status
-from metamesh.experiments.prompts import pyplot, save_figure, wait_until_done
 
-__all__ = ["DriftRun", "EvolveArm", "EvolveExperiment", "render_table", "write_plots"]
-
-log = logging.getLogger(__name__)
+__all__ = ["ARMS", "DriftRun", "EvolveArm", "EvolveExperiment", "render_table", "write_plots"]
 
 ARMS = ("local", "federated")
+DRIFT = "drift"
 
 
 @dataclass(slots=True)
@@ -74,10 +72,14 @@ class DriftRun:
     """Per honest node, the lowest weight it gave the drifter's experience."""
     false_alarms: int = 0
     """Alerts raised by the honest nodes' monitors."""
+    seconds: float = 0.0
+
+
+Result = EvolveArm | DriftRun
 
 
 @dataclass(slots=True, kw_only=True)
-class EvolveExperiment:
+class EvolveExperiment(Study[Result]):
     root: Path
     nodes: int = 3
     pace: float = 0.01
@@ -90,128 +92,128 @@ class EvolveExperiment:
     drift_episodes: int = 2400
     drift_at: int = 1400
     timeout: float = 300.0
-    progress: Callable[[Status], None] | None = None
 
-    def arm_names(self) -> list[str]:
-        """The arms in the order they run, the drift run last: each is a folder of ``root``."""
-        return [*self.arms, *(["drift"] if self.drift else [])]
+    def arm_plan(self) -> list[Arm]:
+        """The arms, the drift run last."""
+        return plan_arms([*self.arms, *([DRIFT] if self.drift else [])])
 
-    def outputs(self) -> list[str]:
-        """Every name this run writes at the top of ``root``."""
-        return [*self.arm_names(), "results.json", "evolution.png", "comparison.png", "drift.png"]
+    def plot_names(self) -> list[str]:
+        return ["evolution.png", "comparison.png", "drift.png"]
 
-    def run(self) -> tuple[list[EvolveArm], DriftRun | None]:
-        """Run every arm, then the drift run; their folders left by an earlier run are removed first."""
-        clear(self.root, self.arm_names())
-        arms = [self._run_arm(arm) for arm in self.arms]
-        return arms, self._drift_run() if self.drift else None
+    def node_specs(self, arm: Arm) -> list[NodeSpec]:
+        if arm.kind == DRIFT:
+            return [self._drift_node(i) for i in range(self.nodes + 1)]
+        specs = []
+        for i in range(self.nodes):
+            args = ["--profile", "local", "--name", f"{arm.kind[:3]}{i}", "--learner", "evolve",
+                    "--pace", str(self.pace), "--regions", str(self.nodes), "--part", str(i),
+                    "--random-seed", str(self.seed * 100 + i), "--arm", arm.kind]  # fmt: skip
+            args += ["--dataset", self.dataset] if self.dataset else []
+            specs.append(NodeSpec(f"node-{i}", args, join=arm.kind == "federated"))
+        return specs
 
-    def _run_arm(self, arm: str) -> EvolveArm:
-        started = time.monotonic()
-        procs: list[LocalNode] = []
-        try:
-            for i in range(self.nodes):
-                args = ["--profile", "local", "--name", f"{arm[:3]}{i}", "--learner", "evolve",
-                        "--pace", str(self.pace), "--regions", str(self.nodes), "--part", str(i),
-                        "--random-seed", str(self.seed * 100 + i), "--arm", arm]  # fmt: skip
-                if self.dataset:
-                    args += ["--dataset", self.dataset]
-                if procs and arm == "federated":
-                    args += ["--seed", procs[0].router]
-                node = LocalNode(self.root / arm / f"node-{i}", args).start(60.0)
-                procs.append(node)
-            wait_until_done(procs, arm, self.root / arm, self.timeout, lambda ev: self._report(arm, ev))
-            result = EvolveArm(arm)
-            for p in procs:
-                collect(p.id, p.events(), result)
-        finally:
-            stop_all(procs)
-        result.seconds = time.monotonic() - started
+    def _drift_node(self, i: int) -> NodeSpec:
+        name = "drifter" if i == self.nodes else f"honest{i}"
+        args = ["--profile", "local", "--name", name, "--learner", "prompts", "--pace", "0.005",
+                "--eval-every", "0", "--episodes", str(self.drift_episodes),
+                "--random-seed", str(self.seed * 100 + i), "--quarantine-above", "3"]  # fmt: skip
+        args += ["--drift-at", str(self.drift_at)] if name == "drifter" else []
+        return NodeSpec(name, args, join=True, role=name)
+
+    def status(self, arm: Arm, logs: Sequence[NodeLog]) -> Status:
+        done = sum(log.done is not None for log in logs)
+        if arm.kind == DRIFT:
+            answered = sum(max((m.episodes for m in log.all(Monitor)), default=0) for log in logs)
+            return Status(arm.name, len(logs), answered, self.drift_episodes * len(logs), "questions", done)
+        iterations = sum(len(log.all(Iteration)) for log in logs)
+        adopted = sum(a.adopted for log in logs for a in log.all(Adoption))
+        return Status(arm.name, len(logs), iterations, None, "iterations", done, f"{adopted} prompts adopted")
+
+    def result(self, arm: Arm, nodes: Sequence[Finished]) -> Result:
+        if arm.kind == DRIFT:
+            run = DriftRun(self.drift_at, "drifter")
+            for n in nodes:
+                collect_drift(n.log, run)
+            return run
+        result = EvolveArm(arm.name)
+        for n in nodes:
+            collect(n.log, result)
         return result
 
-    def _drift_run(self) -> DriftRun:
-        procs: list[LocalNode] = []
-        run = DriftRun(self.drift_at, "drifter")
-        try:
-            for i in range(self.nodes + 1):
-                name = "drifter" if i == self.nodes else f"honest{i}"
-                args = ["--profile", "local", "--name", name, "--learner", "prompts", "--pace", "0.005",
-                        "--eval-every", "0", "--episodes", str(self.drift_episodes),
-                        "--random-seed", str(self.seed * 100 + i), "--quarantine-above", "3"]  # fmt: skip
-                if name == "drifter":
-                    args += ["--drift-at", str(self.drift_at)]
-                if procs:
-                    args += ["--seed", procs[0].router]
-                procs.append(LocalNode(self.root / "drift" / name, args).start(60.0))
-            wait_until_done(
-                procs, "drift", self.root / "drift", self.timeout, lambda ev: self._report("drift", ev)
-            )
-            for p in procs:
-                collect_drift(p.id, p.events(), run)
-        finally:
-            stop_all(procs)
-        return run
+    def document(self, results: Sequence[Result]) -> dict[str, Any]:
+        arms, drift = split(results)
+        return {
+            "arms": {
+                r.arm: {
+                    "static": r.static,
+                    "evolved": r.evolved,
+                    "calls": r.calls,
+                    "adopted": r.adopted,
+                    "refused": r.refused,
+                    "curves": r.curves,
+                    "seconds": round(r.seconds, 1),
+                }
+                for r in arms
+            },
+            "drift": None if drift is None else dataclasses.asdict(drift),
+        }
 
-    def _report(self, arm: str, events: dict[str, list[dict[str, Any]]]) -> None:
-        if self.progress is None:
-            return
-        done = sum(any(e["event"] == "done" for e in ev) for ev in events.values())
-        if arm == "drift":
-            answered = [
-                max((int(e["episodes"]) for e in ev if e["event"] == "monitor"), default=0)
-                for ev in events.values()
-            ]
-            total = self.drift_episodes * len(events)
-            self.progress(Status(arm, len(events), sum(answered), total, "questions", done))
-            return
-        iterations = sum(e["event"] == "iteration" for ev in events.values() for e in ev)
-        adopted = sum(e["event"] == "adopted" for ev in events.values() for e in ev)
-        note = f"{adopted} prompts adopted"
-        self.progress(Status(arm, len(events), iterations, None, "iterations", done, note))
+    def summary(self, results: Sequence[Result]) -> str:
+        table = render_table(*split(results))
+        head = "Held-out accuracy of the static prompt and the evolved prompts (mean over nodes)"
+        return f"\n{head}\n\n{table}\n\n"
+
+    def plots(self, results: Sequence[Result]) -> list[Path]:
+        return write_plots(*split(results), self.root)
 
 
-def collect(node: str, events: Sequence[dict[str, Any]], result: EvolveArm) -> None:
+def split(results: Sequence[Result]) -> tuple[list[EvolveArm], DriftRun | None]:
+    """The evolving arms, and the drift run if there was one."""
+    drift = next((r for r in results if isinstance(r, DriftRun)), None)
+    return [r for r in results if isinstance(r, EvolveArm)], drift
+
+
+def collect(log: NodeLog, result: EvolveArm) -> None:
     """One node's figures: held-out accuracies, calls, and its progress curve."""
     best: dict[str, float] = {}
     calls: dict[str, int] = {}
     curve: list[tuple[int, float]] = []
-    for e in events:
-        if e["event"] == "iteration":
-            best[str(e["category"])] = float(e["best"])
-            calls[str(e["category"])] = int(e["calls"])
-            curve.append((sum(calls.values()), sum(best.values()) / len(best)))
-        elif e["event"] in ("adopted", "refused"):
-            setattr(result, str(e["event"]), getattr(result, str(e["event"])) + 1)
-        elif e["event"] == "done":
-            if e.get("static") is not None:
-                result.static[node] = float(e["static"])
-                result.evolved[node] = float(e["evolved"])
-            result.calls[node] = int(e["calls"])
-    result.curves[node] = curve
+    for e in log.events:
+        match e:
+            case Iteration(category=category, best=score, calls=n):
+                best[category], calls[category] = score, n
+                curve.append((sum(calls.values()), sum(best.values()) / len(best)))
+            case Adoption(adopted=True):
+                result.adopted += 1
+            case Adoption(adopted=False):
+                result.refused += 1
+            case Done(static=static, evolved=evolved, calls=total):
+                if static is not None and evolved is not None:
+                    result.static[log.node], result.evolved[log.node] = static, evolved
+                if total is not None:
+                    result.calls[log.node] = total
+    result.curves[log.node] = curve
 
 
-def collect_drift(node: str, events: Sequence[dict[str, Any]], run: DriftRun) -> None:
-    for e in events:
-        if e["event"] == "monitor":
-            if e.get("drift") is not None:
-                run.drift.setdefault(node, []).append((int(e["episodes"]), float(e["drift"])))
-            for name in ("alignment", "coherence"):
-                if e.get(name) is not None:
-                    getattr(run, name).setdefault(node, []).append((int(e["episodes"]), float(e[name])))
-            if "drift" in e.get("changes", []):
-                if node == run.drifter and run.flagged_at is None:
-                    run.flagged_at = int(e["episodes"])
-                elif node != run.drifter:
-                    run.false_alarms += 1
-        elif e["event"] == "peer_weight" and e.get("peer") == run.drifter:
-            run.weights[node] = min(run.weights.get(node, 1.0), float(e["weight"]))
-        elif (
-            e["event"] == "quarantine"
-            and e.get("peer") == run.drifter
-            and e.get("state") == "quarantined"
-            and node not in run.quarantined_by
-        ):
-            run.quarantined_by.append(node)
+def collect_drift(log: NodeLog, run: DriftRun) -> None:
+    node = log.node
+    for e in log.events:
+        match e:
+            case Monitor(episodes=at):
+                for name in ("drift", "alignment", "coherence"):
+                    value = getattr(e, name)
+                    if value is not None:
+                        getattr(run, name).setdefault(node, []).append((at, value))
+                if "drift" in e.changes:
+                    if node == run.drifter and run.flagged_at is None:
+                        run.flagged_at = at
+                    elif node != run.drifter:
+                        run.false_alarms += 1
+            case PeerWeight(peer=peer, weight=weight) if peer == run.drifter:
+                run.weights[node] = min(run.weights.get(node, 1.0), weight)
+            case Quarantine(peer=peer, state="quarantined") if peer == run.drifter:
+                if node not in run.quarantined_by:
+                    run.quarantined_by.append(node)
 
 
 def render_table(arms: Sequence[EvolveArm], drift: DriftRun | None) -> str:

@@ -24,32 +24,28 @@ Losses of the attacked arms are of the honest nodes only.
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metamesh.deploy.local import LocalNode, stop_all
-from metamesh.deploy.ports import free_tcp_port
 from metamesh.deploy.preload import TORCH_NODE_MODULES
-from metamesh.experiments.outdir import clear
-from metamesh.experiments.progress import Status
-from metamesh.experiments.prompts import (
-    COORDINATED,
+from metamesh.experiments.events import NodeLog, Quarantine, Round
+from metamesh.experiments.harness import (
+    Arm,
+    Finished,
+    Harness,
     LateJoiner,
-    late_line,
-    pyplot,
-    run_late_joiner,
-    save_figure,
-    start_coordinator,
-    wait_until_done,
+    NodeSpec,
+    Process,
+    Study,
+    plan_arms,
 )
+from metamesh.experiments.plots import pyplot, save_figure
+from metamesh.experiments.progress import Status
+from metamesh.experiments.prompts import late_doc, late_line
 
 __all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "collect", "render_table", "write_plot"]
-
-log = logging.getLogger(__name__)
 
 ARMS = ("local", "domain", "global", "private", "screened", "attacked", "defended")
 ATTACKS = ("attacked", "defended")
@@ -80,7 +76,7 @@ class ExpertsArm:
 
 
 @dataclass(slots=True, kw_only=True)
-class ExpertsExperiment:
+class ExpertsExperiment(Study[ExpertsArm]):
     root: Path
     domains: Sequence[str] = DOMAINS
     per_domain: int = 4
@@ -100,50 +96,24 @@ class ExpertsExperiment:
     a node judges the offset at hand once per round, so in a short run a poisoner's offsets
     that arrive between two merges are not all charged)."""
     timeout: float = 300.0
-    progress: Callable[[Status], None] | None = None
 
-    def arm_names(self) -> list[str]:
-        """The arms in the order they run, ``domain+c`` included: each is a folder of ``root``."""
-        arms = [*self.arms]
-        if self.coordinator and "domain" in arms:
-            arms.insert(arms.index("domain") + 1, "domain" + COORDINATED)
-        return arms
+    def arm_plan(self) -> list[Arm]:
+        return plan_arms(self.arms, coordinate="domain" if self.coordinator else None)
 
-    def outputs(self) -> list[str]:
-        """Every name this run writes at the top of ``root``."""
-        return [*self.arm_names(), "results.json", "loss.png"]
+    def plot_names(self) -> list[str]:
+        return ["loss.png"]
 
-    def run(self) -> list[ExpertsArm]:
-        """Run every arm; an arm's folder left by an earlier run is removed first, nothing else."""
+    def intro(self) -> str:
         arms = self.arm_names()
-        clear(self.root, arms)
-        return [self._run_arm(arm) for arm in arms]
+        nodes = self.per_domain * len(self.domains)
+        return f"{nodes} nodes x {len(arms)} arms ({', '.join(arms)}), {self.rounds} rounds per node"
 
-    def _args(self, arm: str, domain: str, part: int) -> list[str]:
-        args = [
-            "--profile",
-            "local",
-            "--name",
-            f"{arm[:3]}-{domain[:3]}{part}",
-            "--learner",
-            "experts",
-            "--domain",
-            domain,
-            "--part",
-            str(part),
-            "--regions",
-            str(min(self.per_domain, 4)),
-            "--samples",
-            str(self.samples),
-            "--episodes",
-            str(self.rounds),
-            "--pace",
-            str(self.pace),
-            "--random-seed",
-            str(self.seed * 1000 + DOMAINS.index(domain) * 100 + part if domain in DOMAINS else part),
-            "--arm",
-            "local" if arm == "local" else "federated",
-        ]
+    def _args(self, arm: str, domain: str, part: int, name: str) -> list[str]:
+        seed = self.seed * 1000 + DOMAINS.index(domain) * 100 + part if domain in DOMAINS else part
+        args = ["--profile", "local", "--name", name, "--learner", "experts", "--domain", domain,
+                "--part", str(part), "--regions", str(min(self.per_domain, 4)),
+                "--samples", str(self.samples), "--episodes", str(self.rounds), "--pace", str(self.pace),
+                "--random-seed", str(seed), "--arm", "local" if arm == "local" else "federated"]  # fmt: skip
         if arm == "global":
             args += ["--share-domain", GLOBAL_NAME, "--domain", GLOBAL_NAME]
         if arm == "private":
@@ -160,110 +130,115 @@ class ExpertsExperiment:
     def is_poisoner(self, part: int) -> bool:
         return part >= self.per_domain - self.poisoners
 
-    def _run_arm(self, arm: str) -> ExpertsArm:
-        started = time.monotonic()
-        base, coordinated = arm.removesuffix(COORDINATED), arm.endswith(COORDINATED)
-        coord = start_coordinator(self.root / arm / "coordinator") if coordinated else None
-        procs: list[LocalNode] = []
-        domain_of: dict[str, str] = {}
-        total = len(self.domains) * self.per_domain
-        # Node 0's ROUTER port is chosen up front so every node can start at once: each imports
-        # torch, seconds apiece on a small machine, and they would otherwise wait for node 0.
-        seed_port = free_tcp_port()
-        seed = coord.router if coord is not None else f"tcp://127.0.0.1:{seed_port}"
-        try:
-            for domain in self.domains:
-                for part in range(self.per_domain):
-                    args = self._args(base, domain, part)
-                    args[args.index("--name") + 1] = (
-                        f"{arm[:3]}{'c' if coordinated else ''}-{domain[:3]}{part}"
-                    )
-                    if base != "local":
-                        args += ["--wait-peers", str(total - 1 + coordinated)]
-                        if procs or coord is not None:
-                            args += ["--seed", seed]
-                        else:
-                            args += ["--router-port", str(seed_port)]
-                    home = self.root / arm / f"{domain}-{part}"
-                    procs.append(LocalNode(home, args, preload=TORCH_NODE_MODULES).launch())
-            homes = [d for d in self.domains for _ in range(self.per_domain)]
-            for node, domain in zip(procs, homes, strict=True):
-                node.wait_ready(90.0)
-                domain_of[node.id] = domain
-            wait_until_done(procs, arm, self.root / arm, self.timeout, lambda ev: self._report(arm, ev))
-            result = ExpertsArm(arm, domain_of=domain_of)
-            parts = [part for _ in self.domains for part in range(self.per_domain)]
-            for p, part in zip(procs, parts, strict=True):
-                if base in ATTACKS and self.is_poisoner(part):
-                    result.poisoners.append(p.id)
-                    continue
-                self._collect(p, result)
-                result.quarantined[p.id] = sorted(
-                    {
-                        e["peer"]
-                        for e in p.events()
-                        if e["event"] == "quarantine" and e["state"] == "quarantined"
-                    }
-                )
-            stop_all(procs)
-            if coord is not None:
-                result.late = self._late_joiner(arm, coord)
-        finally:
-            stop_all([*procs, *([coord] if coord else [])])
-        result.seconds = time.monotonic() - started
+    def node_specs(self, arm: Arm) -> list[NodeSpec]:
+        # Every node starts at once (node 0 on a port chosen up front): each imports torch,
+        # seconds apiece on a small machine, and they would otherwise wait for node 0.
+        shared = arm.kind != "local"
+        tag = arm.name[:3] + ("c" if arm.coordinated else "")
+        return [
+            NodeSpec(
+                f"{domain}-{part}",
+                self._args(arm.kind, domain, part, f"{tag}-{domain[:3]}{part}"),
+                join=shared,
+                wait=shared,
+                preload=TORCH_NODE_MODULES,
+                group=domain,
+                role="poisoner" if arm.kind in ATTACKS and self.is_poisoner(part) else "",
+            )
+            for domain in self.domains
+            for part in range(self.per_domain)
+        ]
+
+    def status(self, arm: Arm, logs: Sequence[NodeLog]) -> Status:
+        lasts = [log.last(Round) for log in logs]
+        losses = [r.heldout_loss for r in lasts if r is not None]
+        return Status(
+            arm.name,
+            nodes=len(logs),
+            done=sum(r.round for r in lasts if r is not None),
+            total=self.rounds * len(logs),
+            unit="rounds",
+            finished=sum(log.done is not None for log in logs),
+            note=f"held-out loss {sum(losses) / len(losses):.3f}" if losses else "",
+        )
+
+    def result(self, arm: Arm, nodes: Sequence[Finished]) -> ExpertsArm:
+        result = ExpertsArm(arm.name, domain_of={n.node: n.spec.group for n in nodes})
+        for n in nodes:
+            if n.spec.role == "poisoner":
+                result.poisoners.append(n.node)
+                continue
+            collect(n.log, result)
+            caught = {q.peer for q in n.log.all(Quarantine) if q.state == "quarantined"}
+            result.quarantined[n.node] = sorted(caught)
         return result
 
-    def _late_joiner(self, arm: str, coord: LocalNode) -> LateJoiner:
+    def after(self, harness: Harness[ExpertsArm], arm: Arm, coordinator: Process, result: ExpertsArm) -> None:
         """First-round loss of a node training alone, from the coordinator's initial weights and from w0."""
 
         def args(name: str) -> list[str]:
-            out = self._args("local", self.domains[0], 0)
-            out[out.index("--name") + 1] = name
+            out = self._args("local", self.domains[0], 0, name)
             out[out.index("--episodes") + 1] = "1"
             return out
 
-        def first_loss(events: list[dict[str, Any]]) -> float:
-            return float(next(e["heldout_loss"] for e in events if e["event"] == "round"))
+        def first_loss(log: NodeLog) -> float:
+            first = log.first(Round)
+            return float("nan") if first is None else first.heldout_loss
 
-        with_coord, alone = run_late_joiner(self.root / arm, args, coord, first_loss, self.timeout)
-        return LateJoiner(with_coord, alone, f"{self.domains[0]} held-out loss after one round")
+        with_coord, alone = harness.late_joiner(self.root / arm.name, args, coordinator, first_loss)
+        result.late = LateJoiner(with_coord, alone, f"{self.domains[0]} held-out loss after one round")
 
-    @staticmethod
-    def _collect(node: LocalNode, result: ExpertsArm) -> None:
-        collect(node.id, node.events(), result)
+    def document(self, results: Sequence[ExpertsArm]) -> dict[str, Any]:
+        return {
+            r.arm: {
+                "loss": r.loss,
+                "mean": r.mean,
+                "domain_mean": {d: r.domain_mean(d) for d in self.domains},
+                "curves": r.curves,
+                "epsilon": r.epsilon,
+                "seconds": round(r.seconds, 1),
+                "late_joiner": late_doc(r.late),
+                "poisoners": r.poisoners,
+                "quarantined": r.quarantined,
+            }
+            for r in results
+        }
 
-    def _report(self, arm: str, events: dict[str, list[dict[str, Any]]]) -> None:
-        if self.progress is None:
-            return
-        rounds, losses = [], []
-        for ev in events.values():
-            last = next((e for e in reversed(ev) if e["event"] == "round"), None)
-            rounds.append(int(last["round"]) if last else 0)
-            if last:
-                losses.append(float(last["heldout_loss"]))
-        self.progress(
-            Status(
-                arm,
-                nodes=len(events),
-                done=sum(rounds),
-                total=self.rounds * len(events),
-                unit="rounds",
-                finished=sum(any(e["event"] == "done" for e in ev) for ev in events.values()),
-                note=f"held-out loss {sum(losses) / len(losses):.3f}" if losses else "",
+    def summary(self, results: Sequence[ExpertsArm]) -> str:
+        text = "\nMean squared error on held-out data of each node's whole domain (lower is better)\n\n"
+        text += render_table(results, self.domains) + "\n\n"
+        private = next((r for r in results if r.arm == "private"), None)
+        if private is not None and private.epsilon is not None:
+            text += (
+                f"private: updates clipped to {self.dp_clip} and noised (multiplier {self.dp_noise}); "
+                f"epsilon {private.epsilon:.2f} at delta 1e-5 after {self.rounds} rounds\n\n"
             )
-        )
+        for r in results:
+            if r.poisoners:
+                caught = sum(all(p in q for p in r.poisoners) for q in r.quarantined.values())
+                text += (
+                    f"{r.arm}: {len(r.poisoners)} poisoners; {caught} of {len(r.quarantined)} honest nodes "
+                    "quarantined all of them\n"
+                )
+        return text
+
+    def plots(self, results: Sequence[ExpertsArm]) -> list[Path]:
+        path = self.root / "loss.png"
+        return [path] if write_plot(results, path) else []
 
 
-def collect(node: str, events: Sequence[dict[str, Any]], result: ExpertsArm) -> bool:
+def collect(log: NodeLog, result: ExpertsArm) -> bool:
     """Add a node's rounds to ``result``: its final held-out loss (or its last, if it never finished)."""
-    rounds = [e for e in events if e["event"] == "round"]
+    rounds = log.all(Round)
     if not rounds:
         return False
-    done = next((e for e in events if e["event"] == "done"), rounds[-1])
-    result.loss[node] = float(done["heldout_loss"])
-    result.curves[node] = [(int(e["round"]), float(e["heldout_loss"])) for e in rounds]
-    if "epsilon" in done:
-        result.epsilon = float(done["epsilon"])
+    done, last = log.done, rounds[-1]
+    final = done.heldout_loss if done is not None and done.heldout_loss is not None else last.heldout_loss
+    result.loss[log.node] = final
+    result.curves[log.node] = [(r.round, r.heldout_loss) for r in rounds]
+    epsilon = done.epsilon if done is not None else last.epsilon
+    if epsilon is not None:
+        result.epsilon = epsilon
     return True
 
 
@@ -283,7 +258,7 @@ def render_table(results: Sequence[ExpertsArm], domains: Sequence[str] = DOMAINS
         row += f"{_loss(r.mean / local.mean):>10}" if local is not None and local.mean > 0 else f"{'':>10}"
         row += f"{r.epsilon:>9.1f}" if r.epsilon is not None else f"{'-':>9}"
         lines.append(row)
-    lines += [late_line(r) for r in results if r.late is not None]
+    lines += [late_line(r.arm, r.late) for r in results if r.late is not None]
     return "\n".join(lines)
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from metamesh.errors import MetameshError
 from metamesh.experiments import experts, prompts
+from metamesh.experiments.events import Eval, NodeLog, Round, read_log
+from metamesh.experiments.harness import COORDINATED, LateJoiner
 from metamesh.node import eventfiles
 
 __all__ = ["Report", "build_report"]
@@ -38,41 +40,31 @@ class Report:
         return experts.write_plot(self.arms, path)
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """A node's event log, rotated files included, oldest first; a line cut short by a crash is skipped."""
-    return eventfiles.read_events(path)
-
-
-def _node_id(home: Path, events: list[dict[str, Any]]) -> str:
-    return str(next((e["node"] for e in events if e["event"] == "start"), home.name))
-
-
-def _nodes(arm_dir: Path) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
+def _nodes(arm_dir: Path) -> Iterator[tuple[Path, NodeLog]]:
     for home in sorted(arm_dir.iterdir()):
-        log = home / "events.jsonl"
-        if home.is_dir() and home.name not in NOT_NODES and eventfiles.log_files(log):
-            yield home, read_events(log)
+        if home.is_dir() and home.name not in NOT_NODES and eventfiles.log_files(home / "events.jsonl"):
+            yield home, read_log(home)
 
 
 def _arm_order(name: str) -> tuple[int, str]:
     order = [*prompts.ARMS, *experts.ARMS]
-    base = name.removesuffix(prompts.COORDINATED)
+    base = name.removesuffix(COORDINATED)
     return (order.index(base) if base in order else len(order), name)
 
 
-def _late(arm_dir: Path, metric: str) -> prompts.LateJoiner | None:
-    logs = [arm_dir / name / "events.jsonl" for name in ("late-joiner", "late-fresh")]
-    if not all(eventfiles.log_files(p) for p in logs):
+def _late(arm_dir: Path, metric: str) -> LateJoiner | None:
+    homes = [arm_dir / name for name in ("late-joiner", "late-fresh")]
+    if not all(eventfiles.log_files(h / "events.jsonl") for h in homes):
         return None
-    key, event = ("accuracy", "eval") if metric == "prompts" else ("heldout_loss", "round")
     firsts = []
-    for path in logs:
-        value = next((e[key] for e in read_events(path) if e["event"] == event), None)
-        if value is None:
+    for home in homes:
+        log = read_log(home)
+        first = log.first(Eval) if metric == "prompts" else log.first(Round)
+        if first is None:
             return None
-        firsts.append(float(value))
+        firsts.append(first.accuracy if isinstance(first, Eval) else first.heldout_loss)
     label = "accuracy at the first evaluation" if metric == "prompts" else "held-out loss after one round"
-    return prompts.LateJoiner(firsts[0], firsts[1], label)
+    return LateJoiner(firsts[0], firsts[1], label)
 
 
 def build_report(root: Path) -> Report:
@@ -84,23 +76,23 @@ def build_report(root: Path) -> Report:
     logs = {arm: nodes for arm, nodes in logs.items() if nodes}
     if not logs:
         raise MetameshError(f"no event logs under {root}/<arm>/<node>/events.jsonl: is it a run directory?")
-    every = [e for nodes in logs.values() for _, events in nodes for e in events]
-    if any(e["event"] == "eval" for e in every):
+    every = [log for nodes in logs.values() for _, log in nodes]
+    if any(log.first(Eval) for log in every):
         return _prompts_report(root, logs)
-    if any(e["event"] == "round" for e in every):
+    if any(log.first(Round) for log in every):
         return _experts_report(root, logs)
     raise MetameshError(f"the event logs under {root} hold no evaluations or training rounds yet")
 
 
-Logs = dict[str, list[tuple[Path, list[dict[str, Any]]]]]
+Logs = dict[str, list[tuple[Path, NodeLog]]]
 
 
 def _prompts_report(root: Path, logs: Logs) -> Report:
     arms = []
     for arm, nodes in logs.items():
         result = prompts.ArmResult(arm)
-        for home, events in nodes:
-            prompts.collect(_node_id(home, events), events, result)
+        for _, log in nodes:
+            prompts.collect(log, result)
         result.late = _late(root / arm, "prompts")
         if result.accuracy:
             arms.append(result)
@@ -112,11 +104,10 @@ def _experts_report(root: Path, logs: Logs) -> Report:
     domains: list[str] = []
     for arm, nodes in logs.items():
         result = experts.ExpertsArm(arm)
-        for home, events in nodes:
-            node = _node_id(home, events)
-            if experts.collect(node, events, result):
+        for home, log in nodes:
+            if experts.collect(log, result):
                 domain = home.name.rsplit("-", 1)[0]  # node homes are DOMAIN-PART
-                result.domain_of[node] = domain
+                result.domain_of[log.node] = domain
                 if domain not in domains:
                     domains.append(domain)
         result.late = _late(root / arm, "experts")
