@@ -39,32 +39,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     node_cmd.add_network_options(p)
-    c = p.add_argument_group("meta-engine")
-    c.add_argument(
+    c = node_cmd.groups(p)  # the meta-engine's settings are the coordinator learner's: learning
+    c.add(
         "--meta-interval",
         "--interval",
         type=float,
         metavar="SECONDS",
         help="seconds per round (default 1)",
     )
-    c.add_argument(
+    c.add(
         "--meta-keepalive",
         "--keepalive",
         type=int,
         metavar="ROUNDS",
         help="rebroadcast unchanged meta-parameters after this many rounds (default 10)",
     )
-    c.add_argument(
+    c.add(
         "--reptile-step",
         type=float,
         metavar="STEP",
         help="how far a domain's initial weights move towards its average per round, in (0, 1] (default 0.5)",
     )
-    c.add_argument("--memory-total", type=int, metavar="N", help="insights kept in all (default 100000)")
-    c.add_argument(
-        "--memory-per-domain", type=int, metavar="N", help="insights kept per domain (default 20000)"
-    )
-    c.add_argument("--memory-per-client", type=int, metavar="N", help="insights kept per node (default 500)")
+    c.add("--memory-total", type=int, metavar="N", help="insights kept in all (default 100000)")
+    c.add("--memory-per-domain", type=int, metavar="N", help="insights kept per domain (default 20000)")
+    c.add("--memory-per-client", type=int, metavar="N", help="insights kept per node (default 500)")
     p.set_defaults(run=run, learner="coordinator", home=Path("metamesh-coordinator"))
 
 

@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import json
 import sys
+import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from metamesh.cli import exitcodes
 from metamesh.errors import ConfigError, HomeInUse, MetameshError
 from metamesh.node.config import POISONS, PROFILES, SETTINGS, NodeConfig, load_config
+from metamesh.node.sections import SECTION_TITLES, SECTIONS, section_of
 
 if TYPE_CHECKING:
     from metamesh.node.runtime import Node
@@ -51,77 +53,67 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def add_network_options(p: argparse.ArgumentParser) -> None:
     """Where a node lives and how it finds and talks to peers (shared with ``metamesh coordinator``)."""
-    p.add_argument("--config", type=Path, help="TOML file with a [node] table")
-    p.add_argument("--profile", choices=sorted(PROFILES), help="named defaults (default: lan)")
-    p.add_argument("--home", type=Path, help="node directory: identity, keys, checkpoints, events")
-    p.add_argument("--name", help="node id to use when the directory is new")
-    p.add_argument("--host", help="address to bind (0.0.0.0 for every IPv4 interface; IPv6 too: ::1, ::)")
-    p.add_argument("--advertise", help="address peers should use to reach this node")
-    p.add_argument("--pub-port", type=int, help="PUB port (0 = any free port)")
-    p.add_argument("--router-port", type=int, help="ROUTER port (0 = any free port)")
-    p.add_argument(
+    g = groups(p)
+    g.add("--config", type=Path, help="TOML file with a [node] table")
+    g.add("--profile", choices=sorted(PROFILES), help="named defaults (default: lan)")
+    g.add("--home", type=Path, help="node directory: identity, keys, checkpoints, events")
+    g.add("--name", help="node id to use when the directory is new")
+    g.add("--host", help="address to bind (0.0.0.0 for every IPv4 interface; IPv6 too: ::1, ::)")
+    g.add("--advertise", help="address peers should use to reach this node")
+    g.add("--pub-port", type=int, help="PUB port (0 = any free port)")
+    g.add("--router-port", type=int, help="ROUTER port (0 = any free port)")
+    g.add(
         "--seed",
         action="append",
         metavar="ENDPOINT",
         help="ROUTER endpoint of a known peer, e.g. tcp://10.0.0.2:5556; ID@ENDPOINT with --keys "
         "(repeatable)",
     )
-    p.add_argument(
+    g.add(
         "--domain",
         action="append",
         metavar="NAME",
         help="domain to join from the start (repeatable)",
     )
-    p.add_argument(
-        "--beacon", action="store_true", default=None, help="discover peers by UDP beacon on the LAN"
-    )
-    p.add_argument("--beacon-port", type=int, help="UDP beacon port (default 5670)")
-    p.add_argument(
-        "--beacon-address", help="where to send beacons (default 255.255.255.255; a subnet broadcast)"
-    )
-    p.add_argument(
+    g.add("--beacon", action="store_true", default=None, help="discover peers by UDP beacon on the LAN")
+    g.add("--beacon-port", type=int, help="UDP beacon port (default 5670)")
+    g.add("--beacon-address", help="where to send beacons (default 255.255.255.255; a subnet broadcast)")
+    g.add(
         "--keys",
         type=Path,
         help="keys directory: encrypt with CurveZMQ, admit allowlisted peers only, "
         "and sign every message and require its author's signature",
     )
-    s = p.add_argument_group("defences against broken and hostile peers")
-    s.add_argument(
-        "--max-clock-skew", type=float, help="refuse messages from further in the future (default 60 s)"
-    )
-    s.add_argument(
-        "--max-message-age", type=float, help="refuse live messages older than this (default 300 s)"
-    )
-    s.add_argument(
+    g.add("--max-clock-skew", type=float, help="refuse messages from further in the future (default 60 s)")
+    g.add("--max-message-age", type=float, help="refuse live messages older than this (default 300 s)")
+    g.add(
         "--quarantine-above",
         type=float,
         help="quarantine a peer past this score; each bad message adds 1 (default 8)",
     )
-    s.add_argument("--quarantine-below", type=float, help="let it back below this score (default 2)")
-    s.add_argument("--score-half-life", type=float, help="seconds for a peer's score to halve (default 60)")
-    s.add_argument(
+    g.add("--quarantine-below", type=float, help="let it back below this score (default 2)")
+    g.add("--score-half-life", type=float, help="seconds for a peer's score to halve (default 60)")
+    g.add(
         "--peer-networks",
         metavar="CIDRS",
         help="link only to peers advertising addresses in these networks, e.g. 10.0.0.0/8,127.0.0.0/8 "
         "(default: anywhere)",
     )
-    p.add_argument(
+    g.add(
         "--metrics-port",
         type=int,
         help="serve Prometheus metrics at http://HOST:PORT/metrics (-1: any free port)",
     )
-    p.add_argument("--mesh-d", type=int, help="mesh peers to keep per domain (default 6)")
-    p.add_argument("--mesh-d-lo", type=int, help="graft below this many mesh peers (default 4)")
-    p.add_argument("--mesh-d-hi", type=int, help="prune above this many mesh peers (default 12)")
-    p.add_argument(
-        "--ready-json", action="store_true", help="print one JSON line with the endpoints once ready"
-    )
+    g.add("--mesh-d", type=int, help="mesh peers to keep per domain (default 6)")
+    g.add("--mesh-d-lo", type=int, help="graft below this many mesh peers (default 4)")
+    g.add("--mesh-d-hi", type=int, help="prune above this many mesh peers (default 12)")
+    g.add("--ready-json", action="store_true", help="print one JSON line with the endpoints once ready")
     add_tuning_options(p)
 
 
 def add_tuning_options(p: argparse.ArgumentParser) -> None:
     """Timings and limits a profile sets; rarely given by hand."""
-    t = p.add_argument_group("timings and limits (the profile's defaults suit most networks)")
+    g = groups(p)
     for flag, kind, text in (
         ("--heartbeat-interval", float, "seconds between two heartbeats (lan 1, local 0.2)"),
         ("--suspect-after", float, "seconds of silence before a peer is suspect (lan 5, local 1)"),
@@ -137,89 +129,106 @@ def add_tuning_options(p: argparse.ArgumentParser) -> None:
         ("--prune-backoff", float, "seconds a pruned mesh peer waits to graft again (lan 60, local 5)"),
         ("--lazy-relay-bytes", int, "announce larger messages instead of relaying them (default 65536)"),
     ):
-        t.add_argument(flag, type=kind, help=text)
+        g.add(flag, type=kind, help=text)
 
 
 def add_learner_options(p: argparse.ArgumentParser) -> None:
     """What a node learns and how (``metamesh node`` only)."""
-    p.add_argument(
+    g = groups(p)
+    g.add(
         "--learner",
         help="what this node learns: none, prompts (strategy per category), evolve (prompts that "
         "rewrite themselves), experts (torch), braid (torch: which LLMs to combine), or the name "
         "of any installed learner plugin (entry-point group metamesh.learners)",
     )
-    p.add_argument("--llm", help="LLM for the prompts learner: sim, ollama:MODEL, openai:URL:MODEL")
-    p.add_argument("--random-seed", type=int, help="random seed of the learner (default 0)")
-    p.add_argument("--seed-value", type=int, dest="random_seed", action=_Renamed, help=argparse.SUPPRESS)
-    p.add_argument("--arm", choices=["federated", "local", "random"], help="prompts learner: how it learns")
-    p.add_argument(
-        "--weights", help="prompts learner: question mix, e.g. math=0.4,art=0.4 (rest shared evenly)"
-    )
-    p.add_argument(
-        "--episodes", type=int, help="stop after this many questions (prompts) or rounds (experts)"
-    )
-    p.add_argument(
-        "--eval-every", type=int, help="prompts learner: evaluate on held-out questions this often"
-    )
-    p.add_argument(
-        "--eval-size", type=int, help="prompts learner: held-out questions per category (default 20)"
-    )
-    p.add_argument(
+    g.add("--llm", help="LLM for the prompts learner: sim, ollama:MODEL, openai:URL:MODEL")
+    g.add("--random-seed", type=int, help="random seed of the learner (default 0)")
+    g.add("--seed-value", type=int, dest="random_seed", action=_Renamed, help=argparse.SUPPRESS)
+    g.add("--arm", choices=["federated", "local", "random"], help="prompts learner: how it learns")
+    g.add("--weights", help="prompts learner: question mix, e.g. math=0.4,art=0.4 (rest shared evenly)")
+    g.add("--episodes", type=int, help="stop after this many questions (prompts) or rounds (experts)")
+    g.add("--eval-every", type=int, help="prompts learner: evaluate on held-out questions this often")
+    g.add("--eval-size", type=int, help="prompts learner: held-out questions per category (default 20)")
+    g.add(
         "--dataset",
         help="the learner's data: a built-in question set (trivia, commonsense, sentiment; join them "
         "with +) or a JSONL/CSV file of questions (prompts, evolve); CSV/NPZ features+target (experts)",
     )
-    p.add_argument(
+    g.add(
         "--drift-at",
         type=int,
         help="prompts learner, robustness drills only: choose strategies at random from this episode "
         "on, so the node's monitor and its peers see a behaviour change",
     )
-    x = p.add_argument_group("experts learner (needs torch: pip install 'metamesh[torch]')")
-    x.add_argument("--share-domain", help="exchange weights in this domain instead of the data's")
-    x.add_argument("--part", type=int, help="synthetic data: which region of the domain to sample")
-    x.add_argument("--regions", type=int, help="synthetic data: regions per domain (default 4)")
-    x.add_argument("--samples", type=int, help="synthetic data: training samples (default 128)")
-    x.add_argument("--experts", type=int, help="experts in the mixture (default 4)")
-    x.add_argument("--fedprox-mu", type=float, help="FedProx proximal weight (default 0: off)")
-    x.add_argument("--frozen", help="comma-separated parameter prefixes to neither train nor share")
-    x.add_argument("--dp-clip", type=float, help="clip each shared update to this L2 norm (0: off)")
-    x.add_argument("--dp-noise", type=float, help="Gaussian noise multiplier on the clipped update")
-    x.add_argument("--dp-delta", type=float, help="delta at which epsilon is reported (default 1e-5)")
-    x.add_argument(
+    g.add("--share-domain", help="exchange weights in this domain instead of the data's")
+    g.add("--part", type=int, help="synthetic data: which region of the domain to sample")
+    g.add("--regions", type=int, help="synthetic data: regions per domain (default 4)")
+    g.add("--samples", type=int, help="synthetic data: training samples (default 128)")
+    g.add("--experts", type=int, help="experts in the mixture (default 4)")
+    g.add("--fedprox-mu", type=float, help="FedProx proximal weight (default 0: off)")
+    g.add("--frozen", help="comma-separated parameter prefixes to neither train nor share")
+    g.add("--dp-clip", type=float, help="clip each shared update to this L2 norm (0: off)")
+    g.add("--dp-noise", type=float, help="Gaussian noise multiplier on the clipped update")
+    g.add("--dp-delta", type=float, help="delta at which epsilon is reported (default 1e-5)")
+    g.add(
         "--aggregation",
         choices=["fedavg", "trimmed_mean", "median", "krum"],
         help="how peers' weights are combined (default fedavg)",
     )
-    x.add_argument(
+    g.add(
         "--norm-factor",
         type=float,
         help="reject weights with a norm above this x the median (default 3; 0: off)",
     )
-    x.add_argument(
+    g.add(
         "--min-cosine",
         type=float,
         help="reject weights pointing away from the coordinate-wise median of all weights: "
         "cosine similarity below this (default -1: off; 0.05 catches sign-flipped and random weights)",
     )
-    x.add_argument(
+    g.add(
         "--poison",
         choices=list(POISONS),
         help="robustness drills only: publish corrupted weights, to see a network's defences work",
     )
-    b = p.add_argument_group(
-        "braid learner (needs torch): which models of a pool to combine, and how; it federates "
-        "like experts (--share-domain, --aggregation, --dp-clip ... apply)"
-    )
-    b.add_argument("--pool", help="model pool: sim (default; offline) or a TOML/JSON file of descriptors")
-    b.add_argument("--task-mix", help="task types of the stream, e.g. code=0.6,qa=0.2,multi=0.2")
-    b.add_argument("--budgets", help="compute budgets of tasks, in pool cost units (default 1.5,4,10)")
-    b.add_argument("--latency-limit", type=float, help="latency limit of tasks, ms (default 3000)")
-    b.add_argument("--tasks-per-round", type=int, help="tasks between policy exchanges (default 64)")
-    p.add_argument("--domain-enter", type=float, help="join a domain above this affinity (default 0.05)")
-    p.add_argument("--domain-exit", type=float, help="leave a domain below this affinity (default 0.02)")
-    p.add_argument("--pace", type=float, help="seconds between learning steps (default 0)")
-    p.add_argument("--wait-peers", type=int, help="start learning once this many peers are alive")
+    g.add("--pool", help="model pool: sim (default; offline) or a TOML/JSON file of descriptors")
+    g.add("--task-mix", help="task types of the stream, e.g. code=0.6,qa=0.2,multi=0.2")
+    g.add("--budgets", help="compute budgets of tasks, in pool cost units (default 1.5,4,10)")
+    g.add("--latency-limit", type=float, help="latency limit of tasks, ms (default 3000)")
+    g.add("--tasks-per-round", type=int, help="tasks between policy exchanges (default 64)")
+    g.add("--domain-enter", type=float, help="join a domain above this affinity (default 0.05)")
+    g.add("--domain-exit", type=float, help="leave a domain below this affinity (default 0.02)")
+    g.add("--pace", type=float, help="seconds between learning steps (default 0)")
+    g.add("--wait-peers", type=int, help="start learning once this many peers are alive")
+
+
+class SectionGroups:
+    """A parser's argument groups, one per settings section, in the order of ``SECTIONS``.
+
+    :meth:`add` puts a setting's flag in its section's group and any other flag in the
+    parser's general options, so ``--help`` lists the settings by section.
+    """
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+        self.sections = {name: parser.add_argument_group(SECTION_TITLES[name]) for name in SECTIONS}
+
+    def add(self, *flags: str, **kwargs: Any) -> None:
+        """``add_argument`` in the group of the setting the flag sets."""
+        dest = kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
+        target = self.sections[section_of(dest)] if dest in SETTINGS else self.parser
+        target.add_argument(*flags, **kwargs)
+
+
+_GROUPS: weakref.WeakKeyDictionary[argparse.ArgumentParser, SectionGroups] = weakref.WeakKeyDictionary()
+
+
+def groups(parser: argparse.ArgumentParser) -> SectionGroups:
+    """The section groups of ``parser``, made on first use."""
+    found = _GROUPS.get(parser)
+    if found is None:
+        found = _GROUPS[parser] = SectionGroups(parser)
+    return found
 
 
 class _Renamed(argparse.Action):

@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from metamesh.node import config as config_module
-from metamesh.node.config import NOT_SETTABLE, PROFILE_DELTAS, PROFILES, SETTINGS
+from metamesh.node.config import NOT_SETTABLE, PROFILE_DELTAS, PROFILES
+from metamesh.node.sections import SECTION_TITLES, SECTIONS
 from metamesh.node.settings import OTHER_ENV, RENAMED, env_name
 
 __all__ = ["field_docs", "parsers", "render"]
@@ -118,19 +119,37 @@ def render() -> str:
         'keys = "/var/lib/metamesh/beta/keys"       # --keys ...   METAMESH_KEYS=...',
         "```",
         "",
+        "Settings are grouped in sections (network, gossip, learning, security, storage,",
+        "observability), as `metamesh node --help` shows them. In a TOML file a section's",
+        "settings may also sit in a `[node.SECTION]` sub-table; the names stay the same:",
+        "",
+        "```toml",
+        "[node.network]",
+        'seed = ["alpha@tcp://192.168.1.10:5556"]',
+        "",
+        "[node.observability]",
+        "metrics_port = 9464",
+        "```",
+        "",
         "An unknown key or a bad value stops the node with one line naming it, the value and",
         "what is allowed; an unknown `METAMESH_*` variable is reported with the closest known",
         "name. Defaults are the `lan` profile's; the other profiles' differences follow them.",
         "Settings marked *coordinator* are flags of `metamesh coordinator` only.",
-        "",
-        "| setting (TOML key) | flag | environment variable | default | what it does |",
-        "| --- | --- | --- | --- | --- |",
     ]
-    for name in SETTINGS:
-        flag = (node.get(name) or coordinator.get(name) or [""])[0]
-        where = " *coordinator*" if name not in node and name in coordinator else ""
-        text = docs[name].replace("|", "\\|")
-        lines.append(f"| `{name}` | {_code(flag)}{where} | `{env_name(name)}` | {_default(name)} | {text} |")
+    for section, names in SECTIONS.items():
+        title = SECTION_TITLES[section].partition(": ")[2]
+        lines += ["", f"## {section}", "", title[0].upper() + title[1:] + ".", ""]
+        lines += [
+            "| setting (TOML key) | flag | environment variable | default | what it does |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name in names:
+            flag = (node.get(name) or coordinator.get(name) or [""])[0]
+            where = " *coordinator*" if name not in node and name in coordinator else ""
+            text = docs[name].replace("|", "\\|")
+            lines.append(
+                f"| `{name}` | {_code(flag)}{where} | `{env_name(name)}` | {_default(name)} | {text} |"
+            )
     lines += ["", "## Not settable", ""]
     lines += [f"- `{name}`: {why}." for name, why in NOT_SETTABLE.items()]
     lines += ["", "## Old names", "", "Still accepted, with a warning naming the new one:", ""]

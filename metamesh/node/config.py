@@ -1,4 +1,4 @@
-"""Typed node configuration with named profiles.
+"""Typed node configuration with named profiles; settings grouped in sections (``sections``).
 
 Precedence, lowest to highest: the profile's defaults, a TOML file, ``METAMESH_*``
 environment variables, command-line flags. Profiles are small deltas from one
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from metamesh.errors import ConfigError
+from metamesh.node.sections import flatten_table
 from metamesh.node.settings import ENV_PREFIX, OTHER_ENV, RENAMED, closest, coerce, env_name, flag_name
 from metamesh.protocol import EDGE, LAN, Limits
 from metamesh.protocol.endpoints import split_tcp
@@ -225,8 +226,9 @@ class NodeConfig:
                 "need 0 <= quarantine_below < quarantine_above, got "
                 f"{self.quarantine_below} and {self.quarantine_above}"
             )
-        if self.max_clock_skew <= 0 or self.max_message_age <= 0 or self.score_half_life <= 0:
-            raise ConfigError("max_clock_skew, max_message_age and score_half_life must be > 0")
+        for key in ("max_clock_skew", "max_message_age", "score_half_life"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)}")
         if self.replay_window < 1:
             raise ConfigError(f"replay_window must be >= 1, got {self.replay_window}")
         for seed in self.seed:
@@ -243,9 +245,10 @@ class NodeConfig:
                 raise ConfigError(f"peer network {network!r} is not a network such as 10.0.0.0/8") from None
         if "://" in self.advertise or "/" in self.advertise:
             raise ConfigError(f"advertise takes a host name or address, not {self.advertise!r}")
-        for port in (self.pub_port, self.router_port, self.beacon_port, max(self.metrics_port, 0)):
-            if not 0 <= port <= 65535:
-                raise ConfigError(f"port {port} is out of range")
+        for key in ("pub_port", "router_port", "beacon_port", "metrics_port"):
+            port = getattr(self, key)
+            if not (-1 if key == "metrics_port" else 0) <= port <= 65535:
+                raise ConfigError(f"{key} {port} is out of range: a TCP/UDP port, 0 to 65535")
 
     @property
     def advertised_host(self) -> str:
@@ -354,9 +357,10 @@ def load_config(
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-        table = doc.get("node", doc)
-        if not isinstance(table, dict):
+        node_table = doc.get("node", doc)
+        if not isinstance(node_table, dict):
             raise ConfigError(f"{path}: [node] must be a table")
+        table = flatten_table(node_table, str(path))  # [node.network] ... sub-tables as flat keys
     sources = ((profile, "--profile"), (env.get(env_name("profile")), env_name("profile")))
     chosen, source = next(((v, s) for v, s in sources if v), (table.get("profile") or "lan", str(path)))
     _coerce("profile", chosen, source)
