@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from metamesh.experiments.events import Adoption, Done, Iteration, Monitor, NodeLog, PeerWeight, Quarantine
 from metamesh.experiments.harness import Arm, Finished, NodeSpec, Study, plan_arms
@@ -92,6 +92,8 @@ class EvolveExperiment(Study[Result]):
     drift_episodes: int = 2400
     drift_at: int = 1400
     timeout: float = 300.0
+    together: ClassVar[bool] = False
+    """The nodes start one after another, as the measured figures were taken."""
 
     def arm_plan(self) -> list[Arm]:
         """The arms, the drift run last."""

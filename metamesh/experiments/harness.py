@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from metamesh.deploy.local import LocalNode
 from metamesh.deploy.ports import free_tcp_port
@@ -155,6 +155,9 @@ class Study(abc.ABC, Generic[R]):
 
     root: Path
     timeout: float
+    together: ClassVar[bool] = True
+    """Launch an arm's nodes at once, then wait for each; False: each is ready before the next
+    starts (without ``wait``, the first nodes then learn a little longer than the last)."""
 
     @abc.abstractmethod
     def arm_plan(self) -> list[Arm]:
@@ -276,9 +279,17 @@ class Harness(Generic[R]):
             self._running.append(proc)
             proc.launch()
             procs.append(proc)
-        for proc in procs:
-            proc.wait_ready(self.ready_timeout)
+            if not self.study.together:
+                self.ready(where.name, proc)
+        for proc in procs if self.study.together else ():
+            self.ready(where.name, proc)
         return procs
+
+    def ready(self, arm: str, proc: Process) -> None:
+        try:
+            proc.wait_ready(self.ready_timeout)
+        except MetameshError as exc:
+            raise ArmFailed(f"{arm}: {exc}") from exc
 
     def wait_done(
         self, arm: str, procs: Sequence[Process], report: Callable[[list[NodeLog]], None] = lambda _: None

@@ -7,12 +7,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from metamesh.cli import exitcodes
 from metamesh.cli.studies import run_study
+from metamesh.errors import MetameshError
 from metamesh.experiments.events import NodeLog, Round
 from metamesh.experiments.harness import (
     Arm,
@@ -250,6 +251,49 @@ def test_an_interrupted_run_stops_every_node_and_leaves_the_event_logs(
         assert len(logs) == nodes, arm
     assert '"done"' in (tmp_path / "local" / "n0" / "events.jsonl").read_text()
     assert not (tmp_path / "results.json").exists()
+
+
+def test_a_node_that_never_comes_up_fails_its_arm_and_stops_the_others(tmp_path: Path) -> None:
+    class NeverReady(FakeNode):
+        def wait_ready(self, timeout: float = 30.0) -> FakeNode:
+            raise MetameshError(f"node in {self.home} did not start: Traceback: the learner broke")
+
+    made: list[FakeNode] = []
+
+    def launcher(home: Path, args: list[str], preload: Sequence[str], command: str) -> Process:
+        kind = NeverReady if home.name == "n2" else FakeNode
+        made.append(kind(home, args, command))
+        return made[-1]
+
+    with pytest.raises(ArmFailed, match=r"^local: node in .*n2 did not start: Traceback: the learner broke"):
+        Harness(FakeStudy(root=tmp_path), launcher=launcher, poll=0).run()
+    assert len(made) == 3 and all(n.stopped for n in made)
+
+
+def test_a_study_may_start_its_nodes_one_after_another(tmp_path: Path) -> None:
+    order: list[str] = []
+
+    class Traced(FakeNode):
+        def launch(self) -> FakeNode:
+            order.append(f"launch {self.home.name}")
+            return super().launch()
+
+        def wait_ready(self, timeout: float = 30.0) -> FakeNode:
+            order.append(f"ready {self.home.name}")
+            return self
+
+    def launcher(home: Path, args: list[str], preload: Sequence[str], command: str) -> Process:
+        return Traced(home, args, command)
+
+    @dataclass(slots=True, kw_only=True)
+    class OneByOne(FakeStudy):
+        together: ClassVar[bool] = False
+
+    Harness(OneByOne(root=tmp_path, arms=["local"], nodes=2), launcher=launcher, poll=0).run()
+    assert order == ["launch n0", "ready n0", "launch n1", "ready n1"]
+    order.clear()
+    Harness(FakeStudy(root=tmp_path, arms=["local"], nodes=2), launcher=launcher, poll=0).run()
+    assert order == ["launch n0", "launch n1", "ready n0", "ready n1"]
 
 
 def test_an_arm_that_does_not_finish_in_time_fails(tmp_path: Path) -> None:
