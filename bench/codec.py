@@ -1,7 +1,8 @@
 """Codec speed against its references, measured in the same run.
 
-- insight encode+decode per second vs bare ``msgpack.packb`` + ``unpackb`` of the
-  same header (target: at least 0.5 of bare msgpack);
+- insight encode + decode + validate per second vs bare ``msgpack.packb`` +
+  ``unpackb`` of the same header without validation (target: at least 1.0x
+  bare msgpack); the two alternate batch by batch, best batch of each;
 - encode+decode of a 1 MB and a 100 MB delta vs a numpy copy of the same bytes
   (target: at least 10x faster than the copy at 100 MB), with and without the
   finite-value scan.
@@ -46,7 +47,7 @@ def insight_envelope() -> Envelope:
     return Envelope("node-7f3a9c21", 12345, "economic", body, time.time())
 
 
-def bench_insight(number: int) -> tuple[float, float, int]:
+def bench_insight(number: int, repeat: int) -> tuple[float, float, int]:
     env = insight_envelope()
     frames = encode(env)
     header = msgpack.unpackb(frames[1])
@@ -58,13 +59,21 @@ def bench_insight(number: int) -> tuple[float, float, int]:
     def bare() -> None:
         msgpack.unpackb(msgpack.packb(header), raw=False)
 
-    return best_of(ours, repeat=5, number=number), best_of(bare, repeat=5, number=number), size
+    best_ours = best_bare = float("inf")
+    for _ in range(repeat):  # alternate, so both see the same machine
+        best_ours = min(best_ours, best_of(ours, repeat=1, number=number))
+        best_bare = min(best_bare, best_of(bare, repeat=1, number=number))
+    return best_ours, best_bare, size
 
 
 def bench_delta(nbytes: int, repeat: int) -> tuple[float, float, float]:
     arr = np.random.default_rng(0).standard_normal(nbytes // 4).astype(np.float32)
     env = Envelope("node-a", 1, "economic", Delta("experts", {"w": arr}, 3, 1000), time.time())
     no_scan = LAN.with_(check_values=False)
+    frames = encode(env)
+    got = decode(frames).body
+    assert isinstance(got, Delta) and np.shares_memory(frames[2], arr), "encode copied the array"
+    assert np.shares_memory(got.tensors["w"], arr), "decode copied the array"
 
     def structural() -> None:
         decode(encode(env), no_scan)
@@ -88,15 +97,14 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = parser.parse_args()
-    number = 2000 if args.quick else 20000
-    ours, bare, size = bench_insight(number)
+    ours, bare, size = bench_insight(2000, 10 if args.quick else 50)
     print(f"insight ({size}-byte header), encode+decode:")
     print(f"  metamesh      {1 / ours:>10,.0f} msg/s  ({ours * 1e6:.1f} us)")
     print(f"  bare msgpack  {1 / bare:>10,.0f} msg/s  ({bare * 1e6:.1f} us)")
-    print(f"  ratio         {bare / ours:.2f} of bare msgpack (target >= 0.5)")
+    print(f"  ratio         {bare / ours:.2f}x bare msgpack (target >= 1.0)")
     for label, nbytes in (("1 MB", 1 << 20), ("100 MB", 100 << 20)):
         structural, full, copy = bench_delta(nbytes, repeat=3 if args.quick else 7)
-        print(f"delta {label}, encode+decode:")
+        print(f"delta {label}, encode+decode (no copy, asserted):")
         ratio = copy / structural
         print(f"  metamesh, structural checks   {structural * 1e3:8.3f} ms  {ratio:8.1f}x faster than copy")
         print(f"  metamesh, + finite-value scan {full * 1e3:8.3f} ms  {copy / full:8.1f}x faster than copy")

@@ -3,7 +3,10 @@
 - an insight: encode+decode unsigned vs signed-and-verified (µs per message);
 - a 40 MB delta: decode unsigned vs decode with signature verification, and the
   digest's bandwidth next to a numpy copy of the same bytes (the digest reads
-  the arrays once and copies nothing).
+  the arrays once and copies nothing);
+- the small-message options: Ed25519 sign and verify of one message's digest
+  with a cached key object (``cryptography``, and PyNaCl when installed), and
+  one signature over a batch of 64 insights' digests, per message.
 
 Run: ``python bench/signing.py``
 """
@@ -52,6 +55,57 @@ def main() -> None:
     print(f"40 MB delta decode: unsigned {d_plain * 1e3:.1f} ms, verified {d_signed * 1e3:.1f} ms")
     print(f"digest {dig * 1e3:.1f} ms ({gbps:.2f} GB/s) vs numpy copy {copy * 1e3:.1f} ms "
           f"({arr.nbytes / copy / 1e9:.2f} GB/s): {copy / dig:.2f}x of a copy's speed")  # fmt: skip
+    small_messages()
+
+
+def small_messages() -> None:
+    """Per-message Ed25519 against one signature per batch, with key objects built once."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    env = insight_envelope()
+    parts = encode(env)[1:]
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    public = key.public_key()
+    d = digest(parts)
+    sig = key.sign(d)
+    rows = [
+        ("digest (SHA-256 over the frames)", best_of(lambda: digest(parts), repeat=5, number=5000)),
+        ("cryptography: sign", best_of(lambda: key.sign(d), repeat=5, number=2000)),
+        ("cryptography: verify", best_of(lambda: public.verify(sig, d), repeat=5, number=2000)),
+    ]
+    try:
+        import nacl.signing
+    except ImportError:
+        print("PyNaCl not installed: its rows are left out")
+    else:
+        nkey = nacl.signing.SigningKey(bytes(range(32)))
+        nverify = nkey.verify_key
+        nsig = nkey.sign(d).signature
+        rows += [
+            ("PyNaCl: sign", best_of(lambda: nkey.sign(d), repeat=5, number=2000)),
+            ("PyNaCl: verify", best_of(lambda: nverify.verify(d, nsig), repeat=5, number=2000)),
+        ]
+    batch = 64
+    digests = [digest([p, bytes([i])]) for i, p in enumerate([parts[0]] * batch)]
+
+    def batch_sign() -> None:
+        key.sign(b"".join(digests))
+
+    def batch_verify() -> None:
+        public.verify(key_sig, b"".join(digests))
+
+    key_sig = key.sign(b"".join(digests))
+    rows += [
+        (f"one signature over {batch}: sign, per message", best_of(batch_sign, repeat=5, number=500) / batch),
+        (
+            f"one signature over {batch}: verify, per message",
+            best_of(batch_verify, repeat=5, number=500) / batch,
+        ),
+    ]
+    codec = best_of(lambda: decode(encode(env)), repeat=5, number=5000)
+    print(f"insight codec (encode+decode), for scale: {codec * 1e6:.1f} µs")
+    for label, seconds in rows:
+        print(f"  {label:48s} {seconds * 1e6:7.2f} µs")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ Every error metamesh raises on purpose is a :class:`MetameshError`::
     └── LLMError             an LLM backend failed
         ├── LLMUnavailable   the server cannot be reached
         ├── ModelNotFound    the server is up but lacks the model
-        └── LLMResponseError the server answered with something unusable
+        ├── LLMResponseError the server answered with something unusable
+        └── LLMNotInstalled  a local model needs a package that is not installed
 
 Errors of dependencies (pyzmq, msgpack, httpx, OSError) are translated at the
 boundary with ``raise ... from exc`` so callers catch one tree.
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "HomeInUse",
     "LLMError",
+    "LLMNotInstalled",
     "LLMResponseError",
     "LLMUnavailable",
     "MetameshError",
@@ -65,6 +67,7 @@ class Reason(StrEnum):
     QUARANTINED = "quarantined"
     OUTLIER = "outlier"
     INSANE_VALUES = "insane_values"
+    OTHER_MODEL = "other_model"
 
 
 class MetameshError(Exception):
@@ -127,3 +130,7 @@ class ModelNotFound(LLMError):
 
 class LLMResponseError(LLMError):
     """The LLM server answered with a status or body metamesh cannot use."""
+
+
+class LLMNotInstalled(LLMError):
+    """A local model (``--llm local``) needs a package that is not installed; the message says which."""

@@ -1,10 +1,12 @@
 """The wire protocol: envelope, message kinds, msgpack codec, validation, limits.
 
 - ``envelope``: the envelope, protocol versions, the global domain, topics
-- ``kinds``: one frozen typed body per message kind and its wire form
-- ``codec``: frames in and out; all validation of untrusted input
+- ``kinds``: one frozen ``msgspec.Struct`` per message kind, a module per group of kinds
+- ``_fields``: the field types those structs are made of, with their bounds (``msgspec.Meta``)
+- ``codec``: frames in and out; all validation of untrusted input, in one place
 - ``arrays``: numpy arrays as raw frames, zero-copy both ways
 - ``limits``: every bound on received input, with LAN and EDGE profiles
+- ``endpoints``: ``tcp://`` endpoints as they travel (IP literals only)
 
 This package knows nothing of sockets and never imports torch. The spec is
 ``PROTOCOL.md`` at the repository root.

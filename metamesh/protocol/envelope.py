@@ -10,10 +10,11 @@ author sent them, which keeps origin signatures valid across relays.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-from metamesh.protocol.kinds import Body
+import msgspec
+
+from metamesh.protocol.kinds.base import Body
 
 __all__ = [
     "DEFAULT_HOPS",
@@ -56,8 +57,7 @@ def topic(domain: str, kind: str, hops: int) -> bytes:
     return f"{domain}/{kind}/{hops}".encode("ascii")
 
 
-@dataclass(slots=True, eq=False)
-class Envelope:
+class Envelope(msgspec.Struct, eq=False, gc=False):
     """One message: who sent it, in which domain, in what order, and its body.
 
     ``(sender, seq)`` identifies a message network-wide; ``seq`` increases
@@ -75,7 +75,7 @@ class Envelope:
     reply_to: int | None = None
     version: int = PROTOCOL_MAX
     signature: bytes | None = None
-    raw: tuple[Any, ...] = field(default=(), repr=False)
+    raw: tuple[Any, ...] = ()
 
     @property
     def kind(self) -> str:

@@ -10,26 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from metamesh.protocol._fields import DTYPE_CODES
+
 __all__ = ["ALLOWED_DTYPES", "EDGE", "LAN", "Limits"]
 
-#: Array element types allowed on the wire, by their little-endian numpy string.
-#: Nothing that needs an object, a pointer or pickle can be expressed.
-ALLOWED_DTYPES: frozenset[str] = frozenset(
-    {
-        "|b1",
-        "|i1",
-        "|u1",
-        "<i2",
-        "<u2",
-        "<i4",
-        "<u4",
-        "<i8",
-        "<u8",
-        "<f2",
-        "<f4",
-        "<f8",
-    }
-)
+#: Array element types allowed on the wire, by their little-endian numpy string
+#: (``_fields.DType``). Nothing that needs an object, a pointer or pickle can be expressed.
+ALLOWED_DTYPES: frozenset[str] = DTYPE_CODES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

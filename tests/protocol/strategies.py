@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -123,7 +122,7 @@ bodies: st.SearchStrategy[Body] = st.one_of(
     ),
     st.builds(IHave, names, counts, names, st.integers(0, 16)),
     st.builds(Snapshot, counts, st.dictionaries(names, counts, max_size=4)),
-    st.builds(Prompt, names, texts, finite, counts, texts, counts),
+    st.builds(Prompt, names, texts.map(lambda t: t + " {question}"), finite, counts, texts, counts),
     st.just(StatusRequest()),
     st.builds(Status, st.dictionaries(texts, plain, max_size=4)),
     st.just(Graft()),
@@ -149,8 +148,7 @@ def same(a: Any, b: Any) -> bool:
         return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
     if isinstance(a, Body):
         return type(a) is type(b) and all(
-            same(getattr(a, x.name), getattr(b, x.name))
-            for x in fields(a)  # type: ignore[arg-type]
+            same(getattr(a, name), getattr(b, name)) for name in a.__struct_fields__
         )
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)

@@ -9,7 +9,19 @@ import numpy as np
 import pytest
 
 from metamesh.errors import ProtocolError, Reason
-from metamesh.protocol import GLOBAL_DOMAIN, LAN, Delta, Envelope, Hello, Insight, QTable, decode, encode
+from metamesh.protocol import (
+    EDGE,
+    GLOBAL_DOMAIN,
+    LAN,
+    Delta,
+    Envelope,
+    Hello,
+    Insight,
+    Prompt,
+    QTable,
+    decode,
+    encode,
+)
 
 
 def _good_insight() -> list[Any]:
@@ -282,3 +294,48 @@ def test_advertised_ip_endpoints_pass() -> None:
 def test_advertised_endpoints_must_be_tcp_to_an_ip_literal(endpoint: str) -> None:
     _reject(_with_payload(_good_hello(), pub=endpoint), Reason.BAD_FIELD)
     _reject(_with_payload(_good_hello(), peers=[["p", "tcp://10.0.0.3:1", endpoint]]), Reason.BAD_FIELD)
+
+
+def _frames(body: Any) -> list[Any]:
+    return [bytes(memoryview(f)) for f in encode(Envelope("a", 1, "d", body, 1.0))]
+
+
+@pytest.mark.parametrize(
+    ("values", "visits"), [("<f2", "<f8"), ("<i8", "<f8"), ("<f8", "|b1"), ("<f8", "<f2")]
+)
+def test_qtable_dtypes_are_those_of_the_spec(values: str, visits: str) -> None:
+    """Section 4: values ``<f4``/``<f8``, visits those or an integer type; ``<f2`` is refused."""
+    table = QTable(("s",), ("x", "y"), np.zeros((1, 2), values), np.zeros((1, 2), visits))
+    _reject(_frames(table), Reason.BAD_DTYPE)
+
+
+def test_a_prompt_template_must_hold_the_question() -> None:
+    decode(_frames(Prompt("math", "Think. {question}", 0.5, 3)))
+    _reject(_frames(Prompt("math", "Think step by step.", 0.5, 3)), Reason.BAD_FIELD)
+
+
+def test_more_arrays_than_the_limit_are_too_many_frames() -> None:
+    delta = Delta("m", {f"t{i}": np.zeros(1, np.float32) for i in range(9)}, 0, 1)
+    _reject(_frames(delta), Reason.TOO_MANY_FRAMES, LAN.with_(max_arrays=8))
+
+
+def test_an_array_referenced_twice_is_a_bad_array() -> None:
+    frames = _frames(Delta("m", {"w": np.zeros(2, np.float32), "b": np.zeros(2, np.float32)}, 0, 1))
+    _reject(_with_payload(frames, tensors={"w": 0, "b": 0}), Reason.BAD_ARRAY)
+
+
+def test_a_body_error_is_charged_to_its_author_but_an_envelope_error_to_nobody() -> None:
+    assert _reject(_with_payload(_good_insight(), loss=["x"]), Reason.BAD_FIELD).author == "node-a"
+    assert _reject(_with_header(_good_insight(), n=-1), Reason.BAD_FIELD).author is None
+
+
+def test_a_bad_body_on_an_unknown_version_is_an_unknown_version() -> None:
+    frames = _with_payload(_with_header(_good_insight(), v=2), loss="garbage")
+    _reject(frames, Reason.UNKNOWN_VERSION)
+
+
+def test_edge_limits_apply_to_lists() -> None:
+    names = [f"e{i}" for i in range(5000)]
+    body = Insight(names, [0.0] * 5000, [0] * 5000, 0.0, 0)
+    decode(_frames(body))
+    _reject(_frames(body), Reason.BAD_FIELD, EDGE.with_(max_header_bytes=LAN.max_header_bytes))
