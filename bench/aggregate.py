@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from metamesh.node.learner import Learner
+
 DOMAIN = "bench"
 ELEMENTS = 1_000_000
 
@@ -102,7 +104,7 @@ def stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -> N
     threading.Thread(target=read, daemon=True).start()
 
 
-class RoundLearner:
+class RoundLearner(Learner):
     """Publishes one delta per round on command; merges once all peers' deltas of the round arrived."""
 
     name = "bench"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tests.cluster import Cluster
+    from tests.twin import Twin
 
 import pytest
 import zmq
@@ -45,6 +46,33 @@ def zctx() -> Iterator[zmq.asyncio.Context]:
 
     threading.Thread(target=term, daemon=True).start()
     assert done.wait(10), "ZeroMQ context did not terminate: a socket was left open"
+
+
+@pytest.fixture
+def no_sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Fails any attempt to create a ZeroMQ socket; yields the attempts (to assert there were none)."""
+    attempts: list[int] = []
+
+    def refuse(self: object, socket_type: int, *args: object, **kwargs: object) -> None:
+        attempts.append(socket_type)
+        raise AssertionError("this test must open no socket: it runs on the in-memory transport")
+
+    monkeypatch.setattr(zmq.Context, "socket", refuse)
+    monkeypatch.setattr(zmq.asyncio.Context, "socket", refuse)
+    yield attempts
+    assert not attempts, f"{len(attempts)} ZeroMQ socket(s) were asked for"
+
+
+@pytest.fixture
+async def twin(tmp_path: Path, no_sockets: list[int]) -> AsyncIterator[Twin]:
+    """Nodes on the in-memory transport twin (tests/twin.py), all stopped afterwards; no sockets."""
+    from tests.twin import Twin
+
+    net = Twin(tmp_path)
+    try:
+        yield net
+    finally:
+        await net.close()
 
 
 @pytest.fixture

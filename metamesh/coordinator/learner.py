@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from metamesh.coordinator.engine import MetaEngine
+from metamesh.node.learner import Learner, NodeView
 from metamesh.protocol import GLOBAL_DOMAIN, Body, Meta
 
 __all__ = ["CoordinatorLearner"]
@@ -28,10 +29,12 @@ __all__ = ["CoordinatorLearner"]
 log = logging.getLogger(__name__)
 
 
-class CoordinatorLearner:
+class CoordinatorLearner(Learner):
     """Runs the meta-engine inside a node (the ``Learner`` protocol)."""
 
     name = "coordinator"
+    publishes = frozenset({"meta"})
+    accepts = frozenset({"insight", "delta", "qtable"})
 
     def __init__(self, engine: MetaEngine, *, interval: float = 1.0, keepalive: int = 10) -> None:
         self.engine = engine
@@ -46,9 +49,9 @@ class CoordinatorLearner:
         self._peer_domains: Callable[[], Iterable[str]] = lambda: ()
         self._dirty = False
 
-    def attach(self, node: Any) -> None:
+    def attach(self, node: NodeView) -> None:
         """Called by the node: the domains to join are those its peers announce."""
-        self._peer_domains = lambda: {d for record in node.peers.values() for d in record.domains}
+        self._peer_domains = node.peer_domains
 
     # -- the Learner protocol ------------------------------------------------
 

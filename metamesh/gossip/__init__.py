@@ -12,8 +12,11 @@ Pure logic (values in, values out; time passed in):
 
 Adapters to the network:
 
-- ``transport``: the one socket factory (CurveZMQ and ZAP in one place)
+- ``transport``: the ``Transport`` interface and its ZeroMQ implementation
+- ``memory``: the in-memory twin (one event loop, seeded drops, delays, duplicates, partitions)
+- ``sockets``: the one socket factory (CurveZMQ and ZAP in one place, HWMs, ``MAXMSGSIZE``)
 - ``receive``: the receive loops, and a SUB's links changed only between whole messages
+- ``meshing``: a node's meshes (one per domain and ``_global``) as one link set
 - ``keys``: CurveZMQ keypairs and allowlists on disk
 - ``beacon``: UDP beacon discovery on a LAN
 """

@@ -26,7 +26,7 @@ import zmq
 import zmq.asyncio
 
 from metamesh.errors import TransportError
-from metamesh.gossip.transport import SocketFactory
+from metamesh.gossip.sockets import SocketFactory
 
 __all__ = ["SubLinks", "drain"]
 

@@ -1,206 +1,340 @@
-"""The one place ZeroMQ sockets are made and configured.
+"""The transport a node talks through: an interface, and its ZeroMQ implementation.
 
-Every socket gets explicit high-water marks, linger, ``MAXMSGSIZE`` from the
-protocol limits and reconnect intervals; with keys configured, every socket is
-CurveZMQ-encrypted and the node's ZAP authenticator admits only allowlisted
-public keys. Nothing else in metamesh calls ``ctx.socket``.
+A :class:`Transport` moves multipart messages and knows nothing of what they
+mean. It has a publisher (a bound PUB: what the node publishes and relays), a
+subscriber linked to the publishers of chosen peers and filtered by topic
+prefix (a SUB), a server for direct requests (a bound ROUTER) and, per peer it
+asks, a :class:`Channel` to that peer's server (a DEALER). Frames are any
+buffer-protocol objects; received frames are read-only views.
+
+:class:`ZmqTransport` is the one used on a network; ``metamesh.gossip.memory``
+holds its in-memory twin for tests and simulations. Everything here runs on
+one event loop; no method blocks; ``publish`` and ``reply`` never wait (a slow
+receiver drops at its high-water mark).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import abc
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import zmq
 import zmq.asyncio
-from zmq.auth.asyncio import AsyncioAuthenticator
 
 from metamesh.errors import TransportError
 from metamesh.gossip.keys import CurveKeys
+from metamesh.gossip.receive import SubLinks, drain
+from metamesh.gossip.sockets import SocketFactory, SocketOptions
 from metamesh.protocol import Limits
 
-__all__ = ["SocketFactory", "SocketOptions"]
+__all__ = [
+    "Channel",
+    "ConnectionWatch",
+    "SocketFactory",
+    "SocketOptions",
+    "Transport",
+    "ZmqTransport",
+]
 
-log = logging.getLogger(__name__)
-
-#: Seconds between two warnings about the same refused public key.
-REFUSAL_LOG_INTERVAL = 60.0
-#: Refused keys remembered for that; the oldest is forgotten first.
-MAX_REFUSED_LOGGED = 256
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SocketOptions:
-    """Per-socket settings; profiles tune these (an edge device keeps HWMs small)."""
-
-    send_hwm: int = 1000
-    recv_hwm: int = 1000
-    linger_ms: int = 0
-    reconnect_ivl_ms: int = 100
-    reconnect_ivl_max_ms: int = 5000
-    heartbeat_ivl_ms: int = 0
+#: A received message: its frames, topic first.
+Frames = list[Any]
+#: Called with each published message received.
+OnMessage = Callable[[Frames], None]
+#: Called with each request received: an opaque identity to reply to, and the frames.
+OnRequest = Callable[[object, Frames], None]
 
 
-class SocketFactory:
-    """Makes every socket a node uses, configured alike.
+class ConnectionWatch(abc.ABC):
+    """What one outgoing connection did, for diagnostics (see ``metamesh.node.reachability``).
 
-    ``start`` must be awaited (on the node's loop) before sockets are made when
-    Curve keys are given, so the ZAP authenticator is running.
+    Event names: ``connect_delayed``, ``connect_retried``, ``connected``, ``disconnected``,
+    ``handshake_succeeded``, ``handshake_failed_auth``, ``handshake_failed``.
+    """
+
+    @abc.abstractmethod
+    def events(self) -> list[str]:
+        """The events since the last call, oldest first; never blocks."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop watching."""
+
+
+class Channel(abc.ABC):
+    """Requests to one peer's server, and the replies (a DEALER).
+
+    ``lock`` is held by whoever has a request in flight, so replies are not read
+    by two requesters at once.
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.watch: ConnectionWatch | None = None
+
+    @abc.abstractmethod
+    async def send(self, frames: Sequence[Any]) -> None:
+        """Queue one message to the peer."""
+
+    @abc.abstractmethod
+    async def recv(self) -> Frames:
+        """The next message from the peer; waits (cancel it to stop waiting)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Transport(abc.ABC):
+    """See the module docstring. ``bind`` first; ``close`` last, once."""
+
+    @property
+    @abc.abstractmethod
+    def encrypted(self) -> bool:
+        """Whether every connection is authenticated and encrypted (CurveZMQ)."""
+
+    @abc.abstractmethod
+    async def bind(self, pub: str, router: str) -> tuple[str, str]:
+        """Bind the publisher and the server; returns the endpoints bound (a port 0 is chosen).
+        Raises :class:`TransportError`."""
+
+    @abc.abstractmethod
+    def publish(self, frames: Sequence[Any]) -> None:
+        """Send one message (topic frame first) to every linked subscriber whose prefix matches."""
+
+    @abc.abstractmethod
+    def subscribe(self, prefix: bytes) -> None:
+        """Receive messages whose topic starts with ``prefix``."""
+
+    @abc.abstractmethod
+    def unsubscribe(self, prefix: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def link(self, endpoint: str, peer_id: str) -> None:
+        """Subscribe to the publisher at ``endpoint`` (peer ``peer_id``). Raises
+        :class:`TransportError` (an encrypted network without that peer's key, say)."""
+
+    @abc.abstractmethod
+    def unlink(self, endpoint: str) -> None:
+        """Stop receiving from ``endpoint``, never inside a message (it may take effect later)."""
+
+    @abc.abstractmethod
+    def linked(self) -> set[str]:
+        """The publishers linked, those about to be unlinked included."""
+
+    @abc.abstractmethod
+    def channel(self, endpoint: str, peer_id: str, *, watch: bool = False) -> Channel:
+        """The channel to the server at ``endpoint``, made on first use (``watch``: with a
+        :class:`ConnectionWatch` attached before it connects). Raises :class:`TransportError`."""
+
+    @abc.abstractmethod
+    def has_channel(self, endpoint: str) -> bool: ...
+
+    @abc.abstractmethod
+    def drop_channel(self, endpoint: str) -> None:
+        """Close the channel to ``endpoint``; the next :meth:`channel` makes a new one."""
+
+    @abc.abstractmethod
+    def reply(self, identity: object, frames: Sequence[Any]) -> None:
+        """Send ``frames`` to the requester ``identity`` (as given to the request handler)."""
+
+    @abc.abstractmethod
+    async def receive(self, handle: OnMessage) -> None:
+        """Hand every published message received to ``handle``, until cancelled."""
+
+    @abc.abstractmethod
+    async def serve(self, handle: OnRequest) -> None:
+        """Hand every request received to ``handle``, until cancelled."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close everything (what was published last is given a moment to go out)."""
+
+
+class _ZmqWatch(ConnectionWatch):
+    _NAMES: dict[int, str] = {
+        zmq.EVENT_CONNECT_DELAYED: "connect_delayed",
+        zmq.EVENT_CONNECT_RETRIED: "connect_retried",
+        zmq.EVENT_CONNECTED: "connected",
+        zmq.EVENT_DISCONNECTED: "disconnected",
+        zmq.EVENT_HANDSHAKE_SUCCEEDED: "handshake_succeeded",
+        zmq.EVENT_HANDSHAKE_FAILED_AUTH: "handshake_failed_auth",
+        zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake_failed",
+        zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake_failed",
+    }
+
+    def __init__(self, sock: zmq.asyncio.Socket) -> None:
+        mask = 0
+        for event in self._NAMES:
+            mask |= event
+        self._dealer = sock
+        self._pair = sock.get_monitor_socket(mask)
+        self._raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._pair.underlying)
+
+    def events(self) -> list[str]:
+        from zmq.utils.monitor import parse_monitor_message
+
+        out = []
+        while not self._pair.closed:
+            try:
+                frames = self._raw.recv_multipart(zmq.NOBLOCK)
+            except zmq.ZMQError:
+                break
+            name = self._NAMES.get(int(parse_monitor_message(frames)["event"]))
+            if name is not None:
+                out.append(name)
+        return out
+
+    def close(self) -> None:
+        if self._pair.closed:
+            return
+        if not self._dealer.closed:
+            with contextlib.suppress(zmq.ZMQError):
+                self._dealer.disable_monitor()
+        self._pair.close(linger=0)
+
+
+class _ZmqChannel(Channel):
+    def __init__(self, sock: zmq.asyncio.Socket) -> None:
+        super().__init__()
+        self.sock = sock
+
+    async def send(self, frames: Sequence[Any]) -> None:
+        await self.sock.send_multipart(frames, copy=False)
+
+    async def recv(self) -> Frames:
+        return await self.sock.recv_multipart(copy=False)
+
+    def close(self) -> None:
+        if self.watch is not None:
+            self.watch.close()
+        self.sock.close(linger=0)
+
+
+class ZmqTransport(Transport):
+    """ZeroMQ sockets from one :class:`SocketFactory` (CurveZMQ, HWMs, ``MAXMSGSIZE``).
+
+    Arrays go out zero-copy; receive loops drain ready sockets with non-blocking reads before
+    awaiting; SUB links are removed only between whole messages (:class:`SubLinks`).
     """
 
     def __init__(
         self,
-        ctx: zmq.asyncio.Context,
         *,
         limits: Limits,
         options: SocketOptions | None = None,
         keys: CurveKeys | None = None,
+        ctx: zmq.asyncio.Context | None = None,
     ) -> None:
-        self.ctx = ctx
-        self.limits = limits
-        self.options = options or SocketOptions()
-        self.keys = keys
-        self._auth: AsyncioAuthenticator | None = None
+        self._own_ctx = ctx is None
+        self.ctx = ctx or zmq.asyncio.Context()
+        self.factory = SocketFactory(self.ctx, limits=limits, options=options, keys=keys)
+        self._pub: zmq.asyncio.Socket | None = None
+        self._router: zmq.asyncio.Socket | None = None
+        self._sub: zmq.asyncio.Socket | None = None
+        self._links: SubLinks | None = None
+        self._channels: dict[str, _ZmqChannel] = {}
+        self._closed = False
 
     @property
     def encrypted(self) -> bool:
-        return self.keys is not None
+        return self.factory.encrypted
 
-    def start(self) -> None:
-        """Start the ZAP authenticator when the network is encrypted."""
-        if self.keys is None or self._auth is not None:
+    @property
+    def sub_socket(self) -> zmq.asyncio.Socket:
+        """The SUB socket itself, for tests that reproduce libzmq's own behaviour."""
+        assert self._sub is not None, "bind first"
+        return self._sub
+
+    @property
+    def links(self) -> SubLinks:
+        """The SUB's links (unlinks done by the receiving task, between whole messages)."""
+        assert self._links is not None, "bind first"
+        return self._links
+
+    async def bind(self, pub: str, router: str) -> tuple[str, str]:
+        self.factory.start()
+        try:
+            self._pub, pub_bound = self.factory.pub(pub)
+            self._router, router_bound = self.factory.router(router)
+        except TransportError:
+            self.close()
+            raise
+        self._pub_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._pub.underlying)
+        self._router_raw: zmq.Socket[bytes] = zmq.Socket.shadow(self._router.underlying)
+        self._sub = self.factory.sub()
+        self._links = SubLinks(self.factory, self._sub)
+        return pub_bound, router_bound
+
+    def publish(self, frames: Sequence[Any]) -> None:
+        self._pub_raw.send_multipart(frames, copy=False)
+
+    def subscribe(self, prefix: bytes) -> None:
+        self.sub_socket.setsockopt(zmq.SUBSCRIBE, prefix)
+
+    def unsubscribe(self, prefix: bytes) -> None:
+        self.sub_socket.setsockopt(zmq.UNSUBSCRIBE, prefix)
+
+    def _key(self, peer_id: str) -> bytes | None:
+        keys = self.factory.keys
+        return None if keys is None else keys.server_key(peer_id)
+
+    def link(self, endpoint: str, peer_id: str) -> None:
+        self.links.link(endpoint, self._key(peer_id))
+
+    def unlink(self, endpoint: str) -> None:
+        self.links.unlink(endpoint)
+
+    def linked(self) -> set[str]:
+        return self.links.linked()
+
+    def channel(self, endpoint: str, peer_id: str, *, watch: bool = False) -> Channel:
+        existing = self._channels.get(endpoint)
+        if existing is not None:
+            return existing
+        watcher: list[_ZmqWatch] = []
+
+        def before_connect(sock: zmq.asyncio.Socket) -> None:
+            watcher.append(_ZmqWatch(sock))
+
+        sock = self.factory.dealer(
+            endpoint, self._key(peer_id), before_connect=before_connect if watch else None
+        )
+        channel = self._channels[endpoint] = _ZmqChannel(sock)
+        channel.watch = watcher[0] if watcher else None
+        return channel
+
+    def has_channel(self, endpoint: str) -> bool:
+        return endpoint in self._channels
+
+    def drop_channel(self, endpoint: str) -> None:
+        channel = self._channels.pop(endpoint, None)
+        if channel is not None:
+            channel.close()
+
+    def reply(self, identity: object, frames: Sequence[Any]) -> None:
+        self._router_raw.send_multipart([identity, *frames], copy=False)  # type: ignore[list-item]
+
+    async def receive(self, handle: OnMessage) -> None:
+        await drain(self.sub_socket, handle, links=self.links)
+
+    async def serve(self, handle: OnRequest) -> None:
+        assert self._router is not None, "bind first"
+        await drain(self._router, lambda frames: handle(frames[0], frames[1:]))
+
+    def close(self) -> None:
+        if self._closed:
             return
-        auth = AsyncioAuthenticator(self.ctx)
-        auth.start()
-        auth.configure_curve_callback(domain="*", credentials_provider=_Allowlist(self.keys))
-        self._auth = auth
-
-    def stop(self) -> None:
-        if self._auth is not None:
-            self._auth.stop()
-            self._auth = None
-
-    def _socket(self, kind: int) -> zmq.asyncio.Socket:
-        sock = self.ctx.socket(kind)
-        o = self.options
-        sock.setsockopt(zmq.LINGER, o.linger_ms)
-        sock.setsockopt(zmq.SNDHWM, o.send_hwm)
-        sock.setsockopt(zmq.RCVHWM, o.recv_hwm)
-        sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes)
-        sock.setsockopt(zmq.RECONNECT_IVL, o.reconnect_ivl_ms)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, o.reconnect_ivl_max_ms)
-        sock.setsockopt(zmq.IPV6, 1)  # IPv6 endpoints too; IPv4 ones work as before
-        if o.heartbeat_ivl_ms:
-            sock.setsockopt(zmq.HEARTBEAT_IVL, o.heartbeat_ivl_ms)
-        return sock
-
-    def _server(self, kind: int, endpoint: str) -> tuple[zmq.asyncio.Socket, str]:
-        sock = self._socket(kind)
-        if self.keys is not None:
-            sock.setsockopt(zmq.CURVE_SERVER, 1)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, self.keys.secret)
-            sock.setsockopt(zmq.CURVE_PUBLICKEY, self.keys.public)
-        try:
-            if endpoint.endswith(":0") or endpoint.endswith(":*"):
-                port = sock.bind_to_random_port(endpoint.rsplit(":", 1)[0])
-                bound = f"{endpoint.rsplit(':', 1)[0]}:{port}"
-            else:
-                sock.bind(endpoint)
-                bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        except zmq.ZMQError as exc:
-            sock.close(linger=0)
-            raise TransportError(f"cannot bind {endpoint}: {exc}") from exc
-        return sock, bound
-
-    def _client(self, kind: int, server_key: bytes | None) -> zmq.asyncio.Socket:
-        sock = self._socket(kind)
-        if self.keys is not None:
-            if server_key is None:
+        self._closed = True
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+        for sock in (self._sub, self._router):
+            if sock is not None:
                 sock.close(linger=0)
-                raise TransportError("encrypted network: the peer's public key is not allowlisted")
-            sock.setsockopt(zmq.CURVE_SERVERKEY, server_key)
-            sock.setsockopt(zmq.CURVE_PUBLICKEY, self.keys.public)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, self.keys.secret)
-        return sock
-
-    def pub(self, endpoint: str) -> tuple[zmq.asyncio.Socket, str]:
-        """A bound PUB socket and the endpoint it really bound (``:0`` picks a port)."""
-        return self._server(zmq.PUB, endpoint)
-
-    def router(self, endpoint: str) -> tuple[zmq.asyncio.Socket, str]:
-        sock, bound = self._server(zmq.ROUTER, endpoint)
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        return sock, bound
-
-    def sub(self) -> zmq.asyncio.Socket:
-        """An unconnected SUB socket. With Curve, each connection needs that peer's
-        key: use :meth:`connect_sub`."""
-        sock = self._socket(zmq.SUB)
-        if self.keys is not None:
-            sock.setsockopt(zmq.CURVE_PUBLICKEY, self.keys.public)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, self.keys.secret)
-        return sock
-
-    def connect_sub(self, sock: zmq.asyncio.Socket, endpoint: str, server_key: bytes | None) -> None:
-        """Connect a SUB to a peer's PUB; with Curve, the peer's key is set per connection."""
-        if self.keys is not None:
-            if server_key is None:
-                raise TransportError(f"{endpoint}: peer's public key is not allowlisted")
-            sock.setsockopt(zmq.CURVE_SERVERKEY, server_key)
-        try:
-            sock.connect(endpoint)
-        except zmq.ZMQError as exc:
-            raise TransportError(f"cannot connect to {endpoint}: {exc}") from exc
-
-    def dealer(
-        self,
-        endpoint: str,
-        server_key: bytes | None,
-        *,
-        before_connect: Callable[[zmq.asyncio.Socket], None] | None = None,
-    ) -> zmq.asyncio.Socket:
-        """A DEALER connected to ``endpoint``; ``before_connect`` sees it first, so a socket
-        monitor attached there sees the first attempt too (libzmq does not retry a handshake
-        the server refused by ZAP: that first attempt may be the only one)."""
-        sock = self._client(zmq.DEALER, server_key)
-        if before_connect is not None:
-            before_connect(sock)
-        try:
-            sock.connect(endpoint)
-        except zmq.ZMQError as exc:
-            sock.close(linger=0)
-            raise TransportError(f"cannot connect to {endpoint}: {exc}") from exc
-        return sock
-
-
-class _Allowlist:
-    """ZAP credentials provider: a client is admitted only if its key is allowlisted.
-
-    A refused key is logged by its Z85 public key, the first line of that node's
-    ``node.key``, so an operator can tell whose it is; once per key per
-    ``REFUSAL_LOG_INTERVAL`` (a refused client keeps reconnecting), for a bounded set of keys.
-    """
-
-    def __init__(self, keys: CurveKeys, clock: Callable[[], float] = time.monotonic) -> None:
-        self._allowed = set(keys.authorized.values()) | {keys.public}
-        self._refused: dict[bytes, float] = {}  # key -> when last logged
-        self._clock = clock
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        """``key`` arrives Z85-encoded from pyzmq's authenticator."""
-        allowed = key in self._allowed
-        if not allowed:
-            now = self._clock()
-            last = self._refused.get(key)
-            if last is None or now - last >= REFUSAL_LOG_INTERVAL:
-                if last is None and len(self._refused) >= MAX_REFUSED_LOGGED:
-                    self._refused.pop(next(iter(self._refused)))
-                self._refused[key] = now
-                log.warning(
-                    "refused a connection from public key %s: it is in no authorized/*.key file; "
-                    "to admit that node, copy its node.key to authorized/ID.key, ID its node id",
-                    key.decode("ascii", "replace"),
-                )
-        return allowed
+        if self._pub is not None:
+            self._pub.close(linger=200)  # let the last message (a bye) go out
+        self.factory.stop()
+        if self._own_ctx:
+            self.ctx.term()

@@ -13,7 +13,7 @@ import zmq.asyncio
 from metamesh.errors import ProtocolError, TransportError
 from metamesh.gossip.keys import load_keys
 from metamesh.gossip.resolve import resolve_tcp
-from metamesh.gossip.transport import SocketFactory
+from metamesh.gossip.sockets import SocketFactory
 from metamesh.protocol import GLOBAL_DOMAIN, LAN, Body, Envelope, decode, encode
 
 __all__ = ["ask"]

@@ -24,6 +24,8 @@ class Counters:
         self.dropped: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.rejected_by_peer: dict[str, Counter[str]] = {}
+        self.merge_failed: Counter[str] = Counter()
+        """Messages the learner raised on (in merge, validate or apply_meta), by kind."""
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -41,6 +43,7 @@ class Counters:
             "dropped": dict(self.dropped),
             "rejected": dict(self.rejected),
             "rejected_by_peer": {p: dict(c) for p, c in self.rejected_by_peer.items()},
+            "merge_failed": dict(self.merge_failed),
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
         }

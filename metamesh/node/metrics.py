@@ -60,6 +60,13 @@ def render(report: Mapping[str, Any]) -> str:
     )
     _family(
         out,
+        "metamesh_merge_failed_total",
+        "counter",
+        "Messages the learner raised on while merging them, by kind.",
+        [({"kind": k}, v) for k, v in sorted(counters.get("merge_failed", {}).items())],
+    )
+    _family(
+        out,
         "metamesh_bytes_total",
         "counter",
         "Bytes on the wire, by direction.",

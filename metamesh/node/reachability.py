@@ -8,7 +8,8 @@ as no peer is alive. Once a peer is alive the count starts over.
 
 The cause comes from the configuration (on an encrypted network a seed needs
 its node id, ``ID@tcp://...``, and ``authorized/ID.key`` must exist) and from a
-ZeroMQ socket monitor on the DEALER to each seed, attached before it connects:
+watch on the transport's channel to each seed (a ZeroMQ socket monitor on its DEALER),
+attached before it connects:
 
     connect retried, never connected   nothing listening at that address
     connect pending, never answered    packets dropped (firewall) or host down
@@ -25,17 +26,13 @@ monitor only records which of those happened last.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import zmq
-import zmq.asyncio
-from zmq.utils.monitor import parse_monitor_message
-
 from metamesh.gossip.keys import CurveKeys
+from metamesh.gossip.transport import ConnectionWatch
 
 __all__ = ["Reachability", "SeedView", "diagnose"]
 
@@ -43,16 +40,6 @@ log = logging.getLogger(__name__)
 
 #: The longest gap between two warnings, in ``dead_after`` periods.
 MAX_GAP = 10
-_EVENTS = (
-    zmq.EVENT_CONNECT_DELAYED
-    | zmq.EVENT_CONNECT_RETRIED
-    | zmq.EVENT_CONNECTED
-    | zmq.EVENT_DISCONNECTED
-    | zmq.EVENT_HANDSHAKE_SUCCEEDED
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-)
 
 
 @dataclass(slots=True)
@@ -122,13 +109,6 @@ def diagnose(view: SeedView, *, keys: CurveKeys | None, keys_dir: Path | None, o
     return view.error or "no answer"
 
 
-@dataclass(slots=True)
-class _Monitor:
-    dealer: zmq.asyncio.Socket
-    pair: zmq.asyncio.Socket
-    raw: zmq.Socket[bytes]
-
-
 class Reachability:
     """Seeds watched while no peer answers; every method runs on the node's loop, none blocks.
 
@@ -148,32 +128,30 @@ class Reachability:
     ) -> None:
         self._views = {s: SeedView(s, s.rpartition("@")[0]) for s in seeds}
         self._own_id = own_id
-        self._keys = keys
+        self.keys = keys
+        """The node's Curve keys (set once loaded, at start)."""
         self._keys_dir = keys_dir
         self._bound = bound
         self._gap = bound
         self._next = now + bound
         self._since = now  # no peer alive since
         self._warned = False
-        self._monitors: dict[str, _Monitor] = {}  # by endpoint
+        self._monitors: dict[str, ConnectionWatch] = {}  # by endpoint
 
     def trying(self, seed: str, endpoint: str) -> None:
         """``seed`` resolved to ``endpoint``; a request to it follows."""
         if seed in self._views:
             self._views[seed].endpoint = endpoint
 
-    def before_connect(self, endpoint: str) -> Callable[[zmq.asyncio.Socket], None] | None:
-        """A hook that monitors a DEALER about to connect to an unanswered seed, or None."""
-        if endpoint in self._monitors or not any(
+    def wants_watch(self, endpoint: str) -> bool:
+        """Whether a channel about to connect to ``endpoint`` should be watched: an unanswered seed's."""
+        return endpoint not in self._monitors and any(
             v.endpoint == endpoint and not v.answered for v in self._views.values()
-        ):
-            return None
+        )
 
-        def attach(sock: zmq.asyncio.Socket) -> None:
-            pair = sock.get_monitor_socket(_EVENTS)
-            self._monitors[endpoint] = _Monitor(sock, pair, zmq.Socket.shadow(pair.underlying))
-
-        return attach
+    def watching(self, endpoint: str, watch: ConnectionWatch) -> None:
+        """The watch attached to the channel to ``endpoint``."""
+        self._monitors[endpoint] = watch
 
     def failed(self, seed: str, error: str) -> bool:
         """A request to ``seed`` failed with ``error``; True: replace its DEALER."""
@@ -213,7 +191,7 @@ class Reachability:
         self._warned = True
         out = []
         for view in pending:
-            cause = diagnose(view, keys=self._keys, keys_dir=self._keys_dir, own_id=self._own_id)
+            cause = diagnose(view, keys=self.keys, keys_dir=self._keys_dir, own_id=self._own_id)
             log.warning("no peer has answered for %.0f s; seed %s: %s", now - self._since, view.seed, cause)
             out.append((view.seed, cause))
         return out
@@ -224,45 +202,38 @@ class Reachability:
             self._unmonitor(endpoint)
 
     def _unmonitor(self, endpoint: str) -> None:
-        mon = self._monitors.pop(endpoint, None)
-        if mon is None:
-            return
-        if not mon.dealer.closed:
-            with contextlib.suppress(zmq.ZMQError):
-                mon.dealer.disable_monitor()
-        mon.pair.close(linger=0)
+        watch = self._monitors.pop(endpoint, None)
+        if watch is not None:
+            watch.close()
 
     def _drain(self) -> None:
-        for endpoint, mon in self._monitors.items():
+        for endpoint, watch in self._monitors.items():
             views = [v for v in self._views.values() if v.endpoint == endpoint]
-            while True:
-                try:
-                    frames = mon.raw.recv_multipart(zmq.NOBLOCK)
-                except zmq.ZMQError:
-                    break
-                event = int(parse_monitor_message(frames)["event"])
+            for event in watch.events():
                 for view in views:
                     _record(view, event)
 
 
-def _record(view: SeedView, event: int) -> None:
-    """Fold one monitor event into what the seed's connection did last."""
-    if event == zmq.EVENT_CONNECT_DELAYED:
+_STAGES = {
+    "connected": "connected",
+    "handshake_succeeded": "handshake_ok",
+    "handshake_failed_auth": "auth_failed",
+    "handshake_failed": "handshake_failed",
+}
+
+
+def _record(view: SeedView, event: str) -> None:
+    """Fold one watch event into what the seed's connection did last."""
+    if event == "connect_delayed":
         view.attempt_connected = False
         if not view.stage:
             view.stage = "delayed"
-    elif event == zmq.EVENT_CONNECT_RETRIED:
+    elif event == "connect_retried":
         if not view.attempt_connected:
             view.stage = "refused"
-    elif event == zmq.EVENT_CONNECTED:
-        view.attempt_connected = True
-        view.stage = "connected"
-    elif event == zmq.EVENT_DISCONNECTED:
+    elif event == "disconnected":
         if view.stage == "connected":
             view.stage = "dropped"
-    elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-        view.stage = "handshake_ok"
-    elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-        view.stage = "auth_failed"
-    elif event in (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
-        view.stage = "handshake_failed"
+    elif event in _STAGES:
+        view.attempt_connected = view.attempt_connected or event == "connected"
+        view.stage = _STAGES[event]

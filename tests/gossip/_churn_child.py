@@ -8,7 +8,7 @@ kills it with SIGABRT instead.
   reads its first frame, the node unlinks that peer, and the node must then read the message.
 - ``churn``: several PUBs (in a thread) flood the node's global topic with two-frame messages
   while a task on the node's loop links and unlinks them through the node's own
-  ``_connect``/``_disconnect``, yielding to the loop between changes as grafts and prunes do.
+  ``link``/``unlink``, yielding to the loop between changes as grafts and prunes do.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import zmq
 
+from metamesh.gossip.transport import OnMessage, ZmqTransport
 from metamesh.node.config import load_config
 from metamesh.node.runtime import Node, PeerRecord
 from metamesh.protocol import GLOBAL_DOMAIN
@@ -46,32 +47,41 @@ async def until(cond: object, what: str) -> None:
         await asyncio.sleep(0.01)
 
 
-async def poll_then_unlink(node: Node, pub: zmq.Socket[bytes]) -> None:
+class Recording(ZmqTransport):
+    """The ZeroMQ transport, noting the shape of every message it hands the node."""
+
+    seen: list[tuple[int, int]]  # (frames, bytes of the last) per message read
+
+    async def receive(self, handle: OnMessage) -> None:
+        self.seen = []
+
+        def record(frames: list[zmq.Frame]) -> None:
+            self.seen.append((len(frames), len(frames[-1].bytes)))
+            handle(frames)
+
+        await super().receive(record)
+
+
+async def poll_then_unlink(node: Node, transport: Recording, pub: zmq.Socket[bytes]) -> None:
     """One message's first frame is read by a poll; the node unlinks its sender; it must still be
     read whole."""
-    seen: list[tuple[int, int]] = []  # (frames, bytes of the last) per message read
-    on_published = node._on_published
-
-    def record(frames: list[zmq.Frame]) -> None:
-        seen.append((len(frames), len(frames[-1].bytes)))
-        on_published(frames)
-
-    node._on_published = record  # type: ignore[method-assign]
+    await until(lambda: hasattr(transport, "seen"), "the receiving task")
+    seen = transport.seen
     await until(lambda: (pub.send_multipart(FRAMES), seen)[1], "a first message")
     pub.send_multipart([*FRAMES[:-1], b"marker"])  # after it, the node has nothing left to read
     await until(lambda: seen[-1] == (len(FRAMES), len(b"marker")), "the node idle")
     pub.send_multipart(FRAMES)
     # As pyzmq's loop does when the socket's descriptor wakes it: ask whether the SUB is readable,
     # which makes libzmq read the message's first frame...
-    assert zmq.Socket.shadow(node._sub.underlying).poll(5000), "the message did not arrive"
-    node._disconnect("p0")  # ...and a prune unlinks its sender before the sub loop runs
-    node._sub.get(zmq.EVENTS)  # the loop is told the socket is readable (the poll took the wake-up)
+    assert zmq.Socket.shadow(transport.sub_socket.underlying).poll(5000), "the message did not arrive"
+    node.unlink("p0")  # ...and a prune unlinks its sender before the sub loop runs
+    transport.sub_socket.get(zmq.EVENTS)  # the loop is told the socket is readable (the poll took the wake)
     # Before the fix: an abort (!_more, fq.cpp:80), or, once the unlink is done, a socket that
     # says it is readable but never yields the rest (a busy loop), or the rest taken from another
     # link's message.
     await until(lambda: seen[-1] != (len(FRAMES), len(b"marker")), "the half-read message")
     assert seen[-1] == (len(FRAMES), len(FRAMES[-1])), f"read as {seen[-1]}"
-    await until(lambda: not node._links.linked(), "the unlink")
+    await until(lambda: not transport.linked(), "the unlink")
 
 
 async def churn(node: Node, pubs: list[zmq.Socket[bytes]], seconds: float) -> None:
@@ -84,9 +94,9 @@ async def churn(node: Node, pubs: list[zmq.Socket[bytes]], seconds: float) -> No
         while time.monotonic() < deadline:
             peer = f"p{rng.randrange(len(pubs))}"
             if node.peers[peer].connected:
-                node._disconnect(peer)
+                node.unlink(peer)
             else:
-                node._connect(peer)
+                node.link(peer)
             await asyncio.sleep(0)  # a yield, as between a graft's reply and the next tick
     finally:
         stop.set()
@@ -96,24 +106,28 @@ async def churn(node: Node, pubs: list[zmq.Socket[bytes]], seconds: float) -> No
 async def main(mode: str, home: Path, seconds: float) -> int:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     pubs = []
-    config = load_config(profile="local", overrides={"home": home, "name": "churned"})
-    node = Node(config)
-    if mode == "poll":
-        node._mesh_tick = lambda now: None  # type: ignore[method-assign]  # p0 stays linked until unlinked here
+    overrides: dict[str, object] = {"home": home, "name": "churned"}
+    if mode == "poll":  # one heartbeat, at start: no mesh tick unlinks p0 before this test does
+        overrides.update(heartbeat_interval=600.0, suspect_after=1200.0, dead_after=2400.0)
+    config = load_config(profile="local", overrides=overrides)
+    transport = Recording(limits=config.limits)
+    node = Node(config, transport=transport)
     await node.start()
     try:
+        if mode == "poll":  # the one mesh tick (it would unlink p0, in no mesh) is done by then
+            await until(lambda: node.counters.sent["heartbeat"], "the first heartbeat")
         for i in range(1 if mode == "poll" else 6):
             pub = ctx.socket(zmq.PUB)
             pub.setsockopt(zmq.LINGER, 0)
             pubs.append(pub)
             endpoint = f"tcp://127.0.0.1:{pub.bind_to_random_port('tcp://127.0.0.1')}"
             node.peers[f"p{i}"] = PeerRecord(PeerAddr(f"p{i}", endpoint, "tcp://127.0.0.1:1"))
-            node._connect(f"p{i}")
+            node.link(f"p{i}")
         if mode == "poll":
-            await poll_then_unlink(node, pubs[0])
+            await poll_then_unlink(node, transport, pubs[0])
         else:
             await churn(node, pubs, seconds)
-        received, unlinks = node.counters.bytes_received, node._links.unlinked
+        received, unlinks = node.counters.bytes_received, transport.links.unlinked
     finally:
         await node.stop()
         for pub in pubs:

@@ -19,7 +19,7 @@ import zmq
 import zmq.asyncio
 
 from metamesh.gossip.receive import SubLinks, drain
-from metamesh.gossip.transport import SocketFactory
+from metamesh.gossip.sockets import SocketFactory
 from metamesh.protocol import LAN
 
 pytestmark = pytest.mark.timeout(60)

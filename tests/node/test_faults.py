@@ -118,9 +118,9 @@ async def test_a_node_on_a_full_disk_keeps_learning_in_memory_and_recovers(tmp_p
             # A full disk: checkpoints of a steady size still fit in the space the previous one
             # frees; the event log does not. Whatever fails, learning and publishing go on.
             filler = fill(disk)
-            full_at, seq_at = learner.summary()["episodes"], node._seq.peek
+            full_at, seq_at = learner.summary()["episodes"], node.sequence.peek
             await learned(full_at + 200)
-            assert node._seq.peek > seq_at
+            assert node.sequence.peek > seq_at
             # A directory gone read-only (an SD card does that): every new write fails. A read-only
             # bind mount over the node directory; files already open stay writable, as they would.
             home = str(disk / "node")
@@ -133,14 +133,14 @@ async def test_a_node_on_a_full_disk_keeps_learning_in_memory_and_recovers(tmp_p
                 await asyncio.sleep(0.01)
             else:
                 raise AssertionError("could not make the node directory read-only")
-            ro_at, seq_at = learner.summary()["episodes"], node._seq.peek
+            ro_at, seq_at = learner.summary()["episodes"], node.sequence.peek
             await learned(ro_at + 300)  # well past a lease block's worth of sequence numbers
-            assert node._checkpoint_failed, "the node did not notice its directory is unwritable"
-            assert node._seq.peek > seq_at
+            assert node.checkpoint_failed, "the node did not notice its directory is unwritable"
+            assert node.sequence.peek > seq_at
             await run("umount", home)
             filler.unlink()
             deadline = time.monotonic() + 10
-            while node._checkpoint_failed:
+            while node.checkpoint_failed:
                 assert time.monotonic() < deadline, "checkpoints did not resume once the disk was back"
                 await asyncio.sleep(0.05)
             saved = learner.summary()["episodes"]
@@ -151,6 +151,6 @@ async def test_a_node_on_a_full_disk_keeps_learning_in_memory_and_recovers(tmp_p
         await again.start()
         try:
             assert restored is not None and restored.summary()["episodes"] >= saved
-            assert again._seq.peek > node._seq.peek
+            assert again.sequence.peek > node.sequence.peek
         finally:
             await again.stop()

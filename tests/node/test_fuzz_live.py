@@ -145,7 +145,7 @@ async def test_a_live_node_survives_a_fuzz_flood_and_keeps_learning(cluster: Clu
                 for _ in range(BATCH):
                     frames = garbage(rng, valid)
                     if rng.random() < SUB_SHARE:
-                        fz._pub_raw.send_multipart(frames)
+                        fz.transport.publish(frames)
                     else:
                         await dealer.send_multipart(frames)
                 sent += BATCH

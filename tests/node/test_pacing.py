@@ -55,9 +55,10 @@ CHILD = """
 import asyncio, json, sys, time
 from pathlib import Path
 from metamesh.node.config import load_config
+from metamesh.node.learner import Learner
 from metamesh.node.runtime import Node
 
-class Instant:
+class Instant(Learner):
     name = "instant"
     def __init__(self): self.steps = 0
     async def step(self): self.steps += 1

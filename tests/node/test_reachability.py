@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from metamesh.gossip.keys import generate_keys, load_keys
-from metamesh.gossip.transport import REFUSAL_LOG_INTERVAL, _Allowlist
+from metamesh.gossip.sockets import REFUSAL_LOG_INTERVAL, _Allowlist
 from metamesh.node.config import load_config
 from metamesh.node.runtime import Node
 from tests.cluster import Cluster, wait_until

@@ -137,20 +137,20 @@ async def test_forged_and_tampered_messages_are_dropped_by_every_node(tmp_path: 
         before = {n.id: (n.counters.rejected["bad_signature"], n.counters.relayed["insight"]) for n in honest}
 
         # 1. A forgery: a's name, m's key. 2. A genuine message of a's, altered in transit by m.
-        seq = nodes["a"]._seq.next()
-        m._pub_raw.send_multipart(frames_as("a", seq, insight(0.9), m_signer))
+        seq = nodes["a"].sequence.next()
+        m.transport.publish(frames_as("a", seq, insight(0.9), m_signer))
         genuine = frames_as("a", seq, insight(0.1), a_signer)
         header = msgpack.unpackb(genuine[1])
         header["p"]["avg_loss"] = 0.0001  # claim a far better loss
         tampered = [genuine[0], msgpack.packb(header), *genuine[2:]]
-        m._pub_raw.send_multipart(tampered)
+        m.transport.publish(tampered)
         await wait_for(
             lambda: all(n.counters.rejected["bad_signature"] >= before[n.id][0] + 2 for n in honest),
             10,
             "both bad messages to be refused",
         )
         # 3. The untouched original, relayed by m: signatures survive relays, so it is accepted.
-        m._pub_raw.send_multipart(genuine)
+        m.transport.publish(genuine)
         await wait_for(lambda: all(held(n) == seq for n in honest), 10, "the genuine message")
         for n in honest:
             assert n.counters.rejected["bad_signature"] == before[n.id][0] + 2, n.id  # refused, not relayed
@@ -170,21 +170,21 @@ async def test_replayed_stale_and_future_messages_are_dropped(tmp_path: Path) ->
         await wait_for(lambda: all(held(n) == env.seq for n in honest), 10, "a's insight")
         original = [f"{DOMAIN}/insight/3".encode(), *a.latest[("a", "insight", DOMAIN)].frames]
         dup = {n.id: n.counters.dropped["duplicate"] for n in honest}
-        m._pub_raw.send_multipart(original)  # a byte-for-byte replay
+        m.transport.publish(original)  # a byte-for-byte replay
         await wait_for(
             lambda: all(n.counters.dropped["duplicate"] > dup[n.id] for n in honest), 10, "the replay"
         )
 
         # Move a's sequence well past the window (64 here), as a busy node's would move.
         for _ in range(100):
-            a._seq.next()
+            a.sequence.next()
         later = a.publish(DOMAIN, insight(0.45))
         await wait_for(lambda: all(held(n) == later.seq for n in honest), 10, "a's later insight")
         # Older than the replay window, stale, and from the future:
         now = time.time()
-        m._pub_raw.send_multipart(frames_as("a", env.seq - 1, insight(0.4), a_signer))
-        m._pub_raw.send_multipart(frames_as("a", a._seq.next(), insight(0.3), a_signer, created=now - 3600))
-        m._pub_raw.send_multipart(frames_as("a", a._seq.next(), insight(0.2), a_signer, created=now + 3600))
+        m.transport.publish(frames_as("a", env.seq - 1, insight(0.4), a_signer))
+        m.transport.publish(frames_as("a", a.sequence.next(), insight(0.3), a_signer, created=now - 3600))
+        m.transport.publish(frames_as("a", a.sequence.next(), insight(0.2), a_signer, created=now + 3600))
         for reason in ("replayed", "stale", "future"):
             await wait_for(lambda r=reason: all(n.counters.rejected[r] >= 1 for n in honest), 10, reason)
         assert all(held(n) == later.seq for n in honest)  # none of them replaced the state held

@@ -116,7 +116,7 @@ def test_a_peer_cannot_make_a_node_spend_its_llm_calls_on_scoring_its_prompts() 
     lrn = EvolveLearner(EvolvingLLM(QUESTIONS), train, categories=["math"])
     for i in range(100):
         lrn.merge("flooder", "math", Prompt("math", f"variant {i}: {{question}}", 1.0, 16))
-    assert len(lrn._inbox) == MAX_PER_SENDER
+    assert lrn.waiting == MAX_PER_SENDER
     for i in range(100):
         lrn.merge(f"peer{i}", "math", Prompt("math", f"other {i}: {{question}}", 1.0, 16))
-    assert len(lrn._inbox) == MAX_INBOX
+    assert lrn.waiting == MAX_INBOX

@@ -89,5 +89,6 @@ def test_coherence_is_how_often_a_node_chooses_what_its_peers_rate_best() -> Non
     lrn.peers[("q", "math")] = QRow(np.eye(n)[1] * 2, np.ones(n))
     lrn.peers[("r", "math")] = QRow(np.eye(n)[2] * 3, np.ones(n))
     assert lrn.peers_choice("math") == 1  # two of three peers rate strategy 1 best
-    lrn._agreement = (3, 4)
+    for agreed in (True, True, False, True):
+        lrn.note_agreement(agreed)
     assert lrn.coherence() == 0.75

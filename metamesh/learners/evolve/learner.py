@@ -21,6 +21,7 @@ from metamesh.learners.evolve.evolver import Candidate, EvolveConfig, PromptEvol
 from metamesh.learners.evolve.genome import STATIC_PROMPT
 from metamesh.learners.prompts.dataset import Question
 from metamesh.llm.base import LLM
+from metamesh.node.learner import Learner
 from metamesh.protocol import Body, Meta, Prompt
 
 __all__ = ["EvolveLearner"]
@@ -34,10 +35,12 @@ MAX_INBOX = 32
 MAX_PER_SENDER = 8
 
 
-class EvolveLearner:
+class EvolveLearner(Learner):
     """See the module docstring; the ``Learner`` protocol of ``metamesh.node.learner``."""
 
     name = "evolve"
+    publishes = frozenset({"prompt"})
+    accepts = frozenset({"prompt"})
 
     def __init__(
         self,
@@ -94,6 +97,11 @@ class EvolveLearner:
             ("iteration", {"category": category, "iteration": ev.iteration, "best": round(best.score, 4),
                            "strategy": best.strategy, "calls": ev.calls, "converged": ev.converged})
         )  # fmt: skip
+
+    @property
+    def waiting(self) -> int:
+        """Received prompts waiting to be scored."""
+        return len(self._inbox)
 
     def share(self) -> list[tuple[str, Body]]:
         if not self.federated:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from metamesh.gossip.merge.delta import Update, aggregate
+from metamesh.node.learner import Learner
 from metamesh.protocol import Body, Delta, Insight, Meta
 
 from .federation import MODEL_NAME, DeltaTrainer, ExpertNodeConfig
@@ -50,6 +51,10 @@ log = logging.getLogger(__name__)
 MAX_SAMPLES = 1 << 40
 
 
+#: Problems with a peer's offset that are its fault (charged to it, PROTOCOL.md section 8.3).
+_BLAMED = frozenset({"bad_samples", "tensor_names", "tensor_shape"})
+
+
 @dataclass(slots=True)
 class _PeerOffset:
     tensors: Mapping[str, np.ndarray]
@@ -58,8 +63,11 @@ class _PeerOffset:
     blamed: bool = False  # charged for being an outlier once; it may stay fresh for several rounds
 
 
-class ExpertNodeLearner:
+class ExpertNodeLearner(Learner):
     """Plugs a :class:`DeltaTrainer` (an ``ExpertLearner``) into a node (the ``Learner`` protocol)."""
+
+    publishes = frozenset({"insight", "delta"})
+    accepts = frozenset({"insight", "delta"})
 
     def __init__(self, learner: DeltaTrainer, config: ExpertNodeConfig) -> None:
         self.learner = learner
@@ -122,6 +130,17 @@ class ExpertNodeLearner:
         out, self._pending = self._pending, []
         return out
 
+    def validate(self, sender: str, domain: str, body: Body) -> str | None:
+        """An offset malformed for this model is refused (not kept, not relayed, charged); one
+        for another model, base or domain is fine traffic for other nodes, just not merged here."""
+        if not isinstance(body, Delta) or not self.config.federated:
+            return None
+        problem = self._check(domain, body)
+        if problem in _BLAMED:
+            self.rejected[problem] += 1
+            return f"delta_{problem}"
+        return None
+
     def merge(self, sender: str, domain: str, body: Body) -> None:
         if isinstance(body, Insight):
             self.peer_insights[sender] = body.avg_loss
@@ -131,7 +150,7 @@ class ExpertNodeLearner:
         problem = self._check(domain, body)
         if problem:
             self.rejected[problem] += 1
-            if problem in ("bad_samples", "tensor_names", "tensor_shape"):
+            if problem in _BLAMED:
                 self._blame.append((sender, f"delta_{problem}"))
             log.debug("offset from %s rejected: %s", sender, problem)
             return

@@ -35,6 +35,7 @@ from metamesh.learners.prompts.qlearning import (
 from metamesh.learners.prompts.scoring import is_correct, reward, score_answer
 from metamesh.learners.prompts.strategies import render
 from metamesh.llm.base import LLM, GenerateOptions
+from metamesh.node.learner import Learner
 from metamesh.protocol import GLOBAL_DOMAIN, Body, Insight, Meta, QTable
 
 __all__ = ["PromptLearner", "PromptLearnerConfig"]
@@ -44,10 +45,12 @@ log = logging.getLogger(__name__)
 MAX_SANE_VISITS = 1e9
 
 
-class PromptLearner:
+class PromptLearner(Learner):
     """Learns which prompt strategy works best per category, with its peers."""
 
     name = "prompts"
+    publishes = frozenset({"qtable", "insight"})  # rows, and its monitor's health reports
+    accepts = frozenset({"qtable"})
 
     def __init__(
         self,
@@ -147,8 +150,7 @@ class PromptLearner:
         self.correct_recent.append(is_correct(score))
         consensus = self.peers_choice(q.category) if self.config.federated else None
         if consensus is not None:
-            hits, n = self._agreement
-            self._agreement = (hits + (consensus == action), n + 1)
+            self.note_agreement(consensus == action)
         report = self.monitor.observe(f"{q.category}:{self.actions[action]}", min(max(score, 0.0), 1.0))
         if report is not None:
             self._on_cycle(report)
@@ -203,6 +205,11 @@ class PromptLearner:
             if c == category and row.visits.any():
                 votes[greedy(row, rng)] += 1
         return votes.most_common(1)[0][0] if votes else None
+
+    def note_agreement(self, agreed: bool) -> None:
+        """One choice made with the peers' consensus at hand; ``agreed``: it was theirs."""
+        hits, n = self._agreement
+        self._agreement = (hits + agreed, n + 1)
 
     def coherence(self) -> float | None:
         """Agreement with domain peers over the last cycle: the share of this node's choices that
@@ -262,14 +269,21 @@ class PromptLearner:
             )
         return out
 
+    def validate(self, sender: str, domain: str, body: Body) -> str | None:
+        """A table with negative or huge visit counts or values is refused: not kept, not relayed."""
+        if isinstance(body, QTable) and self.config.federated and _insane(body):
+            self.rejected += 1
+            return "insane_values"
+        return None
+
     def merge(self, sender: str, domain: str, body: Body) -> None:
         if not isinstance(body, QTable) or not self.config.federated:
             return
-        visits = np.asarray(body.visits, dtype=np.float64)
-        if (visits < 0).any() or (visits > MAX_SANE_VISITS).any() or (np.abs(body.values) > 100).any():
+        if _insane(body):  # called directly, not by a node that validated it first
             self.rejected += 1
             self._blame.append((sender, "insane_values"))  # the node counts it against the sender
             return
+        visits = np.asarray(body.visits, dtype=np.float64)
         index = {a: i for i, a in enumerate(self.actions)}
         for s, state in enumerate(body.states):
             if state not in self.own:
@@ -374,3 +388,8 @@ class PromptLearner:
         for s, c, values, visits in state.get("peers", []):
             self.peers[(s, c)] = QRow(np.array(values, dtype=np.float64), np.array(visits, dtype=np.float64))
         self.affinities.update({k: float(v) for k, v in state.get("affinities", {}).items()})
+
+
+def _insane(body: QTable) -> bool:
+    visits = np.asarray(body.visits, dtype=np.float64)
+    return bool((visits < 0).any() or (visits > MAX_SANE_VISITS).any() or (np.abs(body.values) > 100).any())

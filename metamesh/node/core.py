@@ -1,0 +1,106 @@
+"""What every part of a node shares: its config, identity, transport, counters, event log and tasks.
+
+No policy here: sending an envelope, owning tasks, and the few sets (domains) more than one
+part reads. Everything runs on the node's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from metamesh.gossip.transport import Transport
+from metamesh.node.config import NodeConfig
+from metamesh.node.counters import Counters
+from metamesh.node.state import NodeDir
+from metamesh.protocol import Body, Envelope, Signer, Verifier, encode
+
+__all__ = ["Core"]
+
+log = logging.getLogger(__name__)
+
+
+class Core:
+    """Shared by the parts of one node; made by :class:`~metamesh.node.runtime.Node`."""
+
+    def __init__(self, config: NodeConfig, home: NodeDir, node_id: str, transport: Transport | None) -> None:
+        self.config = config
+        self.dir = home
+        self.id = node_id
+        self.transport: Transport | None = transport  # set by ``start`` when the default one is made
+        self.counters = Counters()
+        self.events = home.events()
+        self.seq = home.sequence()
+        self.domains: set[str] = set(config.domain)
+        self.rng = random.Random(f"{config.random_seed}:{node_id}")
+        self.signer: Signer | None = None
+        self.verifier: Verifier | None = None
+        self.pub_endpoint = ""
+        self.router_endpoint = ""
+        self.started_at = 0.0
+        self.stopped = False
+        self.stopping = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def wire(self) -> Transport:
+        """The transport, once the node has started."""
+        if self.transport is None:
+            raise RuntimeError("the node has not started")
+        return self.transport
+
+    # -- sending ---------------------------------------------------------------
+
+    def envelope(
+        self, domain: str, body: Body, *, reply_to: int | None = None, hops: int | None = None
+    ) -> Envelope:
+        """A new envelope from this node with the next sequence number."""
+        return Envelope(
+            sender=self.id,
+            seq=self.seq.next(),
+            domain=domain,
+            body=body,
+            created=time.time(),
+            hops=self.config.limits.max_hops // 2 if hops is None else hops,
+            reply_to=reply_to,
+        )
+
+    def publish(self, domain: str, body: Body, *, hops: int | None = None) -> tuple[Envelope, list[Any]]:
+        """Encode and publish; returns the envelope and its frames. Never blocks."""
+        env = self.envelope(domain, body, hops=hops)
+        frames = encode(env, signer=self.signer)
+        self.wire.publish(frames)
+        self.counters.sent[body.KIND] += 1
+        self.counters.bytes_sent += sum(memoryview(f).nbytes for f in frames)
+        return env, frames
+
+    # -- tasks -----------------------------------------------------------------
+
+    def spawn(self, coro: Awaitable[None], name: str) -> None:
+        """Run ``coro`` as a task the node owns (cancelled at stop; a failure stops the node)."""
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(f"{self.id}:{name}")
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled() or self.stopped:
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("task %s failed: %r; stopping the node", task.get_name(), exc, exc_info=exc)
+            self.events.write("task_failed", task=task.get_name(), error=repr(exc))
+            self.stopping.set()
+
+    async def cancel_tasks(self, timeout: float) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            _, pending = await asyncio.wait(self.tasks, timeout=timeout)
+            if pending:
+                log.error("%d tasks did not stop within %.0f s", len(pending), timeout)
