@@ -13,6 +13,8 @@ ZeroMQ. This is the library surface (docs/library.md shows it at work):
   coordinator; :data:`GLOBAL_DOMAIN`, the domain every node is in
 - :class:`MetameshError`, :class:`ConfigError`: the root of every error
   metamesh raises, and the one for a bad setting
+- :class:`MemoryNetwork`, :class:`Faults`: the in-memory twin of the transport, for
+  many nodes in one process (``Node(config, transport=network.transport())``)
 
 Importing this package is cheap and never imports torch: each name loads
 its module on first use.
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from metamesh.errors import ConfigError, MetameshError
+    from metamesh.gossip.memory import Faults, MemoryNetwork
     from metamesh.node.config import NodeConfig, load_config
     from metamesh.node.learner import Learner
     from metamesh.node.run import run_node
@@ -36,8 +39,10 @@ __all__ = [
     "Body",
     "ConfigError",
     "Delta",
+    "Faults",
     "Insight",
     "Learner",
+    "MemoryNetwork",
     "Meta",
     "MetameshError",
     "Node",
@@ -54,6 +59,8 @@ __version__ = "0.1.0"
 _WHERE = {
     "ConfigError": "metamesh.errors",
     "MetameshError": "metamesh.errors",
+    "MemoryNetwork": "metamesh.gossip.memory",
+    "Faults": "metamesh.gossip.memory",
     "Node": "metamesh.node.runtime",
     "NodeConfig": "metamesh.node.config",
     "load_config": "metamesh.node.config",

@@ -28,6 +28,9 @@ PUBLIC = {
     "Prompt",
     "Meta",
     "GLOBAL_DOMAIN",
+    # many nodes in one process, for tests of a learner
+    "MemoryNetwork",
+    "Faults",
     # what goes wrong
     "MetameshError",
     "ConfigError",
