@@ -6,8 +6,11 @@ It finds the dataset question inside the prompt, reads the prompt's cues —
 answers right with the probability its profile gives for that category and
 cue (the best cue present counts; no cue is ``direct``). A wrong answer is
 partly right (scores 0.5) with probability ``partial`` where the answer has
-several words, else another answer of the same category. Right answers are
-phrased per cue, so the scorer gives 1.0 (brief) or 0.8 (in a sentence).
+several words, else another answer of the same category. A right answer is
+the bare answer whatever the prompt's cues (the scorer gives it 1.0), so
+which strategy is best depends on the profile alone, never on phrasing: the
+best policy under a profile is the argmax of its table
+(:func:`best_policy`).
 
 Deterministic: a call's outcome depends only on the seed, the prompt and how
 many times that prompt was asked before on this instance — never on timing.
@@ -34,7 +37,7 @@ from metamesh.learners.prompts.dataset import Question, by_category
 from metamesh.learners.prompts.scoring import normalize, score_answer
 from metamesh.llm.base import Completion, GenerateOptions
 
-__all__ = ["CUES", "DEFAULT_PROFILE", "SimulatedLLM", "load_profile"]
+__all__ = ["CUES", "DEFAULT_PROFILE", "SimulatedLLM", "best_policy", "load_profile"]
 
 #: Cue name -> phrases that signal it (matched lower-case).
 CUES: Mapping[str, tuple[str, ...]] = {
@@ -85,6 +88,21 @@ def cues_of(prompt: str) -> set[str]:
     if "question:" in low and "answer:" in low:
         found.add("format")
     return found
+
+
+def best_policy(
+    llm: SimulatedLLM, strategies: Mapping[str, str], categories: Sequence[str]
+) -> dict[str, tuple[str, float]]:
+    """Per category, the strategy the simulator answers right most often, and that probability:
+    the per-category oracle a learner's greedy policy should converge to (ties: the first)."""
+    out: dict[str, tuple[str, float]] = {}
+    for cat in categories:
+        rated = [
+            (llm.probability(cat, cues_of(t.replace("{question}", ""))), n) for n, t in strategies.items()
+        ]
+        p, name = max(rated, key=lambda r: r[0])
+        out[cat] = (name, p)
+    return out
 
 
 class SimulatedLLM:
@@ -150,12 +168,8 @@ class SimulatedLLM:
 
     @staticmethod
     def _right(answer: str, cues: set[str]) -> str:
-        if "brevity" in cues or "format" in cues:
-            return answer
-        if "reasoning" in cues:
-            return f"Let me work through this carefully, so the answer is {answer}."
-        if "expert" in cues:
-            return f"As an expert, I can say it is {answer}."
+        """The same phrasing for every strategy: a cue changes how often it is right, not how it
+        says so (a sentence would score 0.8 and tilt a score-based reward against its cue)."""
         return answer
 
     @staticmethod

@@ -1,6 +1,6 @@
 import pytest
 
-from metamesh.learners.prompts.scoring import is_correct, normalize, reward, score_answer
+from metamesh.learners.prompts.scoring import is_correct, normalize, reward, score_answer, shaped_reward
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,7 @@ def test_normalize_drops_articles_and_punctuation() -> None:
     assert normalize("A Tale of Two Cities") == "tale of 2 cities"
 
 
-def test_reward_and_correctness_follow_the_seed() -> None:
-    assert [reward(s) for s in (1.0, 0.8, 0.5, 0.0)] == [9.0, 7.0, 4.0, -1.0]
+def test_the_reward_is_the_accuracy_the_learner_is_judged_by() -> None:
+    assert [reward(s) for s in (1.0, 0.8, 0.5, 0.0)] == [9.0, 9.0, -1.0, -1.0]
+    assert [shaped_reward(s) for s in (1.0, 0.8, 0.5, 0.0)] == [9.0, 7.0, 4.0, -1.0]
     assert is_correct(0.8) and not is_correct(0.5)

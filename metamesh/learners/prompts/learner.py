@@ -1,6 +1,7 @@
 """The prompt-strategy learner (seed 000) as a node learner.
 
-State = question category, action = prompt strategy, reward = score * 10 - 1.
+State = question category, action = prompt strategy, reward = 10 * correct - 1:
+the accuracy it is judged by, on seed 000's scale (``scoring.reward``).
 Categories are domains: the learner's affinity to a category is the smoothed
 share of its recent questions in it, and it shares one Q-table per category
 domain — its own experience only — when that row changed enough (send on

@@ -8,7 +8,16 @@ the articles a/an/the dropped, number words turned into digits ("twenty-one"
 - 0.8 contains: the answer or an alias appears in the response as whole words;
 - 0.5 partial: at least half of the answer's words appear in the response
   (a surname alone, "Everest" for "Mount Everest"), for multi-word answers;
-- 0.0 otherwise. ``reward = score * 10 - 1``; an answer is correct at 0.8 or more.
+- 0.0 otherwise. An answer is correct at 0.8 or more.
+
+One objective: the learner is judged by its accuracy (the share of answers
+that are correct), so its reward is that, on seed 000's scale: ``reward =
+10 * correct - 1`` (9 or -1), and a Q-value ``q`` reads as accuracy
+``(q + 1) / 10``. Seed 000's ``score * 10 - 1`` (:func:`shaped_reward`) is
+kept for comparison only: it prefers a strategy whose answers are brief
+(1.0) over one that is more often right in a sentence (0.8), and counts a
+half-right answer (0.5) as worth more than a wrong one, so the policy that
+maximises it need not be the most accurate one.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["is_correct", "normalize", "reward", "score_answer"]
+__all__ = ["is_correct", "normalize", "reward", "score_answer", "shaped_reward"]
 
 _UNITS = {
     "zero": 0,
@@ -121,6 +130,12 @@ def score_answer(response: str, answer: str, aliases: Iterable[str] = ()) -> flo
 
 
 def reward(score: float) -> float:
+    """What the prompt learner maximises: accuracy on seed 000's scale (9 if correct, else -1)."""
+    return 10.0 * is_correct(score) - 1.0
+
+
+def shaped_reward(score: float) -> float:
+    """Seed 000's reward, ``score * 10 - 1``: not what the learner is judged by (module docstring)."""
     return score * 10.0 - 1.0
 
 
