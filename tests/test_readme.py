@@ -96,6 +96,13 @@ def test_edge_node_installs_without_torch_serves_metrics_and_stops_on_ctrl_c(tmp
     venv_python = clone / ".venv" / "bin" / "python"
     no_torch = subprocess.run([venv_python, "-c", "import torch"], capture_output=True, timeout=60)
     assert no_torch.returncode != 0, "the core install pulled in torch"
+    library = subprocess.run(
+        [venv_python, "-c", "from metamesh import Node, NodeConfig, Learner, run_node"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert library.returncode == 0, library.stderr  # the library surface, in a venv without torch
     port = int(re.search(r"--metrics-port (\d+)", node_line).group(1))  # type: ignore[union-attr]
     log = tmp_path / "edge-node.log"
     with log.open("w") as err:
