@@ -1,0 +1,148 @@
+"""``metamesh gateway``: a node with an OpenAI-compatible HTTP face that learns from its users' ratings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from metamesh.cli import exitcodes
+from metamesh.cli.node_cmd import NODE_SETTINGS, add_network_options, groups
+from metamesh.errors import HomeInUse, MetameshError
+from metamesh.node.config import load_config
+
+if TYPE_CHECKING:
+    from metamesh.gateway.server import Gateway
+    from metamesh.node.runtime import Node
+
+HELP = "serve an OpenAI-compatible API that learns how to ask your models from your users' ratings"
+
+DESCRIPTION = """\
+Run a node with an OpenAI-compatible HTTP API in front of your models. Point any
+OpenAI client at http://HOST:PORT/v1 and ask for the model "metamesh": for each
+request the node picks a prompt strategy for the request's category (from
+metadata.category, the X-Metamesh-Category header, or its own classifier),
+applies it to the user's last message, calls a backend, and returns the answer
+with a decision id (the X-Metamesh-Decision header and a "metamesh" object in
+the body). Rate the answer with POST /v1/feedback and the node learns; the
+peers of its domains learn too, through gossip of Q-tables (never your prompts
+or answers). Ask for a backend's own model name to bypass the learning.
+
+Endpoints: POST /v1/chat/completions (stream or not), GET /v1/models,
+POST /v1/feedback {"decision_id", "score": 0..1 | "thumbs": "up"|"down" |
+"reference": "right answer"}, GET /metrics (Prometheus), GET /healthz.
+
+Beyond loopback a keys file is required (one "NAME KEY" per line; clients send
+Authorization: Bearer KEY). Decisions await feedback for --decision-ttl seconds
+and survive a restart (they are checkpointed with the node's state).
+
+examples:
+  metamesh gateway --home ./gw --backend local                      # the bundled SmolLM2
+  metamesh gateway --home ./gw --backend ollama:llama3.2 --gateway 127.0.0.1:8080
+  metamesh gateway --home ./gw --backend openai:http://127.0.0.1:8081/v1:qwen \\
+      --gateway 0.0.0.0:8080 --keys-file ./api-keys --seed tcp://10.0.0.2:5556
+  curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \\
+      -d '{"model": "metamesh", "messages": [{"role": "user", "content": "What is 7*6?"}]}'
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "gateway", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    g = p.add_argument_group("gateway")
+    g.add_argument("--gateway", default="127.0.0.1:8080", metavar="HOST:PORT",
+                   help="where to serve the API (default 127.0.0.1:8080; port 0: any free port)")  # fmt: skip
+    g.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a model to call: openai:URL:MODEL (llama.cpp, vLLM, ...), ollama:MODEL, or local (the "
+        "bundled SmolLM2 on a llama.cpp server this node starts); repeatable, the first serves 'metamesh'",
+    )
+    g.add_argument(
+        "--keys-file", type=Path, help="API keys, one 'NAME KEY' per line (required beyond loopback)"
+    )
+    g.add_argument(
+        "--exploration",
+        type=float,
+        default=0.05,
+        help="share of requests that try another strategy than the best-rated (default 0.05)",
+    )
+    g.add_argument("--rate", type=float, default=50.0, help="requests a second per key (default 50; 0: none)")
+    g.add_argument(
+        "--backend-timeout", type=float, default=60.0, help="seconds a backend may take (default 60)"
+    )
+    g.add_argument(
+        "--max-body", type=int, default=1 << 20, help="largest request body in bytes (default 1 MiB)"
+    )
+    g.add_argument(
+        "--max-tokens", type=int, default=4096, help="largest max_tokens a request may ask (default 4096)"
+    )
+    g.add_argument(
+        "--decision-ttl",
+        type=float,
+        default=86_400.0,
+        help="seconds a decision awaits feedback (default 86400)",
+    )
+    g.add_argument(
+        "--train",
+        action="store_true",
+        help="also learn on the node's own questions (--llm, --dataset), as `metamesh node` does",
+    )
+    add_network_options(p)
+    lg = groups(p)
+    lg.add("--llm", help="with --train: the LLM for the learner's own questions (default sim)")
+    lg.add("--dataset", help="questions the classifier and --train learn from (default: built-in trivia)")
+    lg.add("--random-seed", type=int, help="random seed of the learner (default 0)")
+    p.set_defaults(run=run)  # fmt: skip
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise MetameshError(f"--gateway {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host.strip("[]"), int(port)
+
+
+def run(args: argparse.Namespace) -> int:
+    from metamesh.gateway.requests import Limits
+    from metamesh.gateway.server import GatewayConfig, serve
+
+    overrides = {k: v for k, v in vars(args).items() if k in NODE_SETTINGS}
+    overrides["learner"] = "prompts"
+    try:
+        node_config = load_config(profile=args.profile, path=args.config, overrides=overrides)
+        host, port = _address(args.gateway)
+        config = GatewayConfig(
+            host=host, port=port, backends=tuple(args.backend), keys_file=args.keys_file,
+            exploration=args.exploration, rate=args.rate, burst=max(2 * args.rate, 1.0),
+            timeout=args.backend_timeout, decision_ttl=args.decision_ttl, train=args.train,
+            limits=Limits(max_body_bytes=args.max_body, max_tokens=args.max_tokens),
+        )  # fmt: skip
+    except MetameshError as exc:
+        sys.stderr.write(f"metamesh gateway: {exc}\n")
+        return exitcodes.CONFIG
+
+    def ready(node: Node, gateway: Gateway) -> None:
+        url = f"http://{host}:{gateway.port}/v1"
+        if args.ready_json:
+            line = {"event": "ready", "node": node.id, "router": node.router_endpoint, "gateway": url}
+            sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
+        else:
+            sys.stderr.write(f"metamesh gateway: serving {url} (model 'metamesh'); Ctrl-C stops\n")
+
+    try:
+        asyncio.run(serve(node_config, config, ready=ready))
+    except HomeInUse as exc:
+        sys.stderr.write(f"metamesh gateway: {exc}\n")
+        return exitcodes.HOME_IN_USE
+    except MetameshError as exc:
+        sys.stderr.write(f"metamesh gateway: {exc}\n")
+        return exitcodes.for_error(exc)
+    return exitcodes.OK
