@@ -4,6 +4,11 @@ A node remembers a bounded set of peers (from hellos, heartbeats, peer exchange,
 seeds); membership says alive, suspect or dead with hysteresis (PROTOCOL.md section 9); the
 subscriber is linked to exactly the union of the mesh peers (``reconcile``). Silent peers are
 probed with hellos, since a dead peer's links are gone and nothing else would bring it back.
+
+Heartbeats reach mesh neighbours only; the rest of the network is known by member gossip
+(PROTOCOL.md, heartbeat): each heartbeat carries this node's incarnation, the digest of its
+member table and a few queued updates; a neighbour whose digest differs is pulled from with a
+hello, whose reply carries its whole table. Only neighbours are judged by silence.
 """
 
 from __future__ import annotations
@@ -16,14 +21,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from metamesh.errors import TransportError
-from metamesh.gossip.membership import Membership, MembershipConfig, PeerState
+from metamesh.gossip.membership import (
+    MemberRow,
+    Membership,
+    MembershipConfig,
+    MemberTable,
+    PeerState,
+    Transition,
+)
 from metamesh.gossip.mesh import MeshConfig
 from metamesh.gossip.meshing import Meshes
 from metamesh.node.core import Core
 from metamesh.node.rpc import Requests
 from metamesh.protocol import GLOBAL_DOMAIN, Bye, Envelope, Heartbeat, Hello, PeerAddr
 from metamesh.protocol.endpoints import parse_tcp
+from metamesh.protocol.kinds.membership import MAX_MEMBERS, Member
 
 __all__ = ["PeerRecord", "Peers", "state_name"]
 
@@ -33,6 +48,8 @@ log = logging.getLogger(__name__)
 PROBES_PER_ROUND = 8
 #: A peer dead this many ``dead_after`` periods is given up: forgotten, no longer probed.
 GIVE_UP_AFTER = 10
+#: Member updates piggybacked on one heartbeat.
+NEWS_PER_HEARTBEAT = 16
 
 
 @dataclass(slots=True)
@@ -76,6 +93,11 @@ class Peers:
         self._beacons_heard: set[str] = set()
         self._probing: set[str] = set()
         self._last_probe_round = 0.0
+        # Incarnations start at the wall clock in ms, so a restarted node outranks its old rows.
+        me = MemberRow(core.id, "", "", int(time.time() * 1000), PeerState.ALIVE, tuple(sorted(core.domains)))
+        self.table = MemberTable(me, max_rows=cfg.max_peers * 4)
+        self._pulled: dict[str, float] = {}  # peer -> when we last pulled its table
+        self._pulling = False
         self.joined = asyncio.Event()  # a peer became alive
         requests.peer_of = self.peer_at
 
@@ -91,8 +113,24 @@ class Peers:
         match body:
             case Hello() | Heartbeat():
                 self.observe(env.sender, body.pub, body.router, body.domains, now)
-                for addr in body.peers:
+                for addr in body.peers:  # a v1 sender's peer exchange
                     self.learn(addr)
+                if not isinstance(body.inc, int):
+                    self._core.counters.received[f"v1_{body.KIND}"] += 1  # understood, as v1 meant it
+                else:
+                    own = MemberRow(
+                        env.sender, body.pub, body.router, body.inc, PeerState.ALIVE, body.domains
+                    )
+                    self._gossiped(own, now)
+                rows = body.members if isinstance(body, Hello) else body.news
+                if not isinstance(rows, msgspec.UnsetType):
+                    for m in rows:
+                        self._gossiped(
+                            MemberRow(m.id, m.pub, m.router, m.inc, PeerState(m.state), m.domains), now
+                        )
+                digest = body.digest if isinstance(body, Heartbeat) else msgspec.UNSET
+                if isinstance(digest, int) and digest != self.table.digest():
+                    self._pull(env.sender, now)
             case Bye():
                 transition = self.membership.bye(env.sender, now)
                 if transition is not None:
@@ -100,7 +138,54 @@ class Peers:
                         "peer", peer=env.sender, old=state_name(transition.old), new="left"
                     )
                 self.meshes.forget(env.sender)
+                self.table.forget(env.sender)
                 self.reconcile()
+
+    def _gossiped(self, row: MemberRow, now: float) -> None:
+        """A member row from a peer: merged into the table, and what changed applied."""
+        if row.id == self._core.id or self.learn(PeerAddr(row.id, row.pub, row.router)) is None:
+            self.table.merge(row)  # about us: refuted if it suspects us
+            return
+        held = self.table.merge(row)
+        if held is None:
+            return
+        self.records[row.id].domains = held.domains
+        self._transition(self.membership.told(row.id, held.state, now))
+
+    def _transition(self, transition: Transition | None) -> None:
+        if transition is None:
+            return
+        if transition.new is PeerState.ALIVE:
+            self.joined.set()
+        old, new = state_name(transition.old), transition.new.value
+        self._core.events.write("peer", peer=transition.peer, old=old, new=new)
+        log.info("peer %s: %s -> %s", transition.peer, old, new)
+
+    def _pull(self, peer_id: str, now: float) -> None:
+        """Pull a neighbour's whole table (pushing ours): one at a time, each peer once per
+        ``suspect_after``."""
+        if self._pulling or now - self._pulled.get(peer_id, -1e9) < self._core.config.suspect_after:
+            return
+        record = self.records.get(peer_id)
+        if record is None:
+            return
+        self._pulled[peer_id] = now
+        self._pulling = True
+        self._core.counters.sent["member_pull"] += 1
+        self._core.spawn(self._pull_from(record.addr), "pull")
+
+    async def _pull_from(self, addr: PeerAddr) -> None:
+        try:
+            cfg = self._core.config
+            replies = await self._requests.request(
+                addr.router, self.hello(), timeout=cfg.heartbeat_interval * 2, peer_id=addr.id
+            )
+            for env in replies:
+                self.dispatch(env)
+        except (TimeoutError, TransportError) as exc:
+            log.debug("pulling members from %s: %s", addr.id, exc)
+        finally:
+            self._pulling = False
 
     def observe(self, peer_id: str, pub: str, router: str, domains: Sequence[str] | None, now: float) -> None:
         addr = PeerAddr(peer_id, pub, router)
@@ -110,12 +195,9 @@ class Peers:
         if record is not None and domains is not None:
             record.domains = tuple(domains)
         transition = self.membership.observe(peer_id, now)
-        if transition is not None:
-            self.joined.set()
-            self._core.events.write(
-                "peer", peer=peer_id, old=state_name(transition.old), new=transition.new.value
-            )
-            log.info("peer %s: %s -> %s", peer_id, state_name(transition.old), transition.new.value)
+        if transition is not None and peer_id != self._core.id:
+            self.table.judge(peer_id, transition.new)
+        self._transition(transition)
 
     def on_beacon(self, peer_id: str, ip: str, pub_port: int, router_port: int) -> None:
         if peer_id not in self._beacons_heard and len(self._beacons_heard) < 4 * self._core.config.max_peers:
@@ -196,9 +278,37 @@ class Peers:
     # -- what we say ---------------------------------------------------------------
 
     def hello(self) -> Hello:
+        """Our hello: where we are, a sample of peers (for v1 peers) and our whole member table."""
         core = self._core
+        domains = tuple(sorted(core.domains))
+        self.table.update_me(core.pub_endpoint, core.router_endpoint, domains)
+        rows = tuple(_member(r) for r in self.table.table(MAX_MEMBERS) if r.pub)
         return Hello(
-            core.pub_endpoint, core.router_endpoint, tuple(sorted(core.domains)), self.exchange(), core.id
+            core.pub_endpoint,
+            core.router_endpoint,
+            domains,
+            self.exchange(),
+            core.id,
+            inc=self.table.me.inc,
+            members=rows,
+        )
+
+    def heartbeat(self, uptime: float) -> Heartbeat:
+        """Our heartbeat, for mesh neighbours (hops 0): incarnation, digest and a few news."""
+        core, table = self._core, self.table
+        domains = tuple(sorted(core.domains))
+        table.update_me(core.pub_endpoint, core.router_endpoint, domains)
+        news = tuple(_member(r) for r in table.news(NEWS_PER_HEARTBEAT) if r.pub)
+        return Heartbeat(
+            core.pub_endpoint,
+            core.router_endpoint,
+            domains,
+            (),
+            uptime,
+            inc=table.me.inc,
+            digest=table.digest(),
+            size=table.size(),
+            news=news,
         )
 
     def exchange(self) -> tuple[PeerAddr, ...]:
@@ -208,11 +318,11 @@ class Peers:
         return tuple(alive[:32])
 
     def tick(self, now: float) -> None:
-        """Membership transitions due now, written to the event log."""
-        for transition in self.membership.tick(now):
-            old, new = state_name(transition.old), transition.new.value
-            self._core.events.write("peer", peer=transition.peer, old=old, new=new)
-            log.info("peer %s: %s -> %s", transition.peer, old, new)
+        """Membership transitions due now (neighbours judged by silence), gossiped and logged."""
+        watched = [p for p, r in self.records.items() if r.connected]
+        for transition in self.membership.tick(now, watched):
+            self.table.judge(transition.peer, transition.new)
+            self._transition(transition)
 
     # -- probing silent peers --------------------------------------------------------
 
@@ -237,6 +347,7 @@ class Peers:
         for peer_id, since in absent:
             if since > GIVE_UP_AFTER * cfg.dead_after and self.membership.state(peer_id) is PeerState.DEAD:
                 self.membership.forget(peer_id)
+                self.table.forget(peer_id)
                 self._core.events.write("peer", peer=peer_id, old="dead", new="forgotten")
                 continue
             if (
@@ -269,6 +380,7 @@ class Peers:
             self._probing.discard(peer_id)
 
     def report(self) -> dict[str, dict[str, object]]:
+        """Per peer: state, address, link and domains (``metamesh status``)."""
         states = self.membership.snapshot()
         return {
             pid: {
@@ -279,3 +391,7 @@ class Peers:
             }
             for pid, rec in self.records.items()
         }
+
+
+def _member(row: MemberRow) -> Member:
+    return Member(row.id, row.pub, row.router, row.inc, row.state.value, row.domains)

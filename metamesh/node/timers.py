@@ -1,8 +1,8 @@
 """Maintenance on timers: heartbeats (and all that runs with them), and greeting seeds.
 
-Every ``heartbeat_interval`` a node publishes a heartbeat, moves domains with its learner's
-affinity, ticks membership and scores, warns about unreachable seeds, probes silent peers and
-keeps its meshes. Seeds (and peers remembered from the checkpoint) are greeted until they
+Every ``heartbeat_interval`` a node publishes a heartbeat to its mesh neighbours, moves domains
+with its learner's affinity, ticks membership and scores, warns about unreachable seeds, probes
+silent peers and keeps its meshes. Seeds (and peers remembered from the checkpoint) are greeted until they
 answer, backing off; the first to answer is asked for a snapshot.
 """
 
@@ -22,7 +22,7 @@ from metamesh.node.peers import Peers
 from metamesh.node.rpc import Requests
 from metamesh.node.snapshots import Snapshots
 from metamesh.node.trust import Trust
-from metamesh.protocol import GLOBAL_DOMAIN, Envelope, Heartbeat, PeerAddr
+from metamesh.protocol import GLOBAL_DOMAIN, Envelope, PeerAddr
 
 __all__ = ["RESOLVE_TIMEOUT", "Maintenance"]
 
@@ -69,16 +69,9 @@ class Maintenance:
             if stalled > cfg.suspect_after / 2:  # we stood still, not our peers
                 peers.membership.forgive(stalled)
                 core.events.write("stalled", seconds=round(stalled, 3))
-            core.publish(
-                GLOBAL_DOMAIN,
-                Heartbeat(
-                    core.pub_endpoint,
-                    core.router_endpoint,
-                    tuple(sorted(core.domains)),
-                    peers.exchange(),
-                    time.time() - core.started_at,
-                ),
-            )
+            # To mesh neighbours only (hops 0): the rest of the network hears of us by member
+            # gossip, so a node's heartbeat traffic grows with its mesh degree, not with N.
+            core.publish(GLOBAL_DOMAIN, peers.heartbeat(time.time() - core.started_at), hops=0)
             learner = self._host.learner
             if learner is not None:
                 self._mesh.update_domains(learner.affinity(), now)
