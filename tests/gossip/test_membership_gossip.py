@@ -4,6 +4,7 @@ that know every member although heartbeats reach mesh neighbours only."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -108,7 +109,7 @@ def test_only_watched_peers_are_judged_by_silence_and_the_others_by_what_they_ar
 
 # -- nodes on the twin -----------------------------------------------------------------
 
-TIGHT = {"mesh_d": 2, "mesh_d_lo": 1, "mesh_d_hi": 3}
+TIGHT: dict[str, Any] = {"mesh_d": 2, "mesh_d_lo": 1, "mesh_d_hi": 3}
 
 
 async def start(twin: Twin, n: int) -> list[Node]:
