@@ -154,8 +154,14 @@ def add_options(
         default=0.02,
         help="seconds between questions; the simulated LLM answers at once (default 0.02)",
     )
-    p.add_argument("--llm", default="sim", help="sim (default), ollama:MODEL or openai:URL:MODEL")
+    p.add_argument("--llm", default="sim", help="sim (default), local, ollama:MODEL or openai:URL:MODEL")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="run every arm on seeds SEED..SEED+N-1 and report medians and ranges (default 1)",
+    )
     p.add_argument("--arms", default="random,local,federated", help="comma-separated arms to run")
     p.add_argument(
         "--coordinator",
@@ -197,6 +203,12 @@ def run(
     """The prompts study; ``also_writes`` names what a caller (the demo) adds to its folder."""
     from metamesh.experiments.prompts import ARMS, PromptExperiment
 
+    if args.llm == "local" or args.llm.startswith("local:"):  # one managed server; its nodes call it
+        from metamesh.llm.local import LocalModelServer
+
+        with LocalModelServer(model=Path(args.llm[6:]) if args.llm[6:] else None, watch=True) as server:
+            local = argparse.Namespace(**vars(args) | {"llm": server.spec})
+            return run(local, command=command, also_writes=also_writes)
     arms = names(args.arms)
     bad = [a for a in arms if a not in ARMS]
     if bad or args.nodes < 1 or args.episodes < 1:
@@ -219,5 +231,6 @@ def run(
         llm=args.llm,
         arms=arms,
         coordinator=args.coordinator,
+        repeats=max(getattr(args, "seeds", 1), 1),
     )
     return run_study(study, args, command, also_writes)

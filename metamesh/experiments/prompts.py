@@ -4,11 +4,19 @@ Three arms on the same question streams and seeds: ``random`` (a strategy at
 random), ``local`` (each node learns alone) and ``federated`` (nodes share
 Q-tables in their category domains). Each node sees a skewed (non-IID)
 category mix; all are evaluated greedily on the same held-out questions.
+Beside them, measured in the same run (:mod:`.prompt_baselines`): the best
+single strategy for every category and the per-category oracle. With
+``repeats`` the whole study runs on that many seeds (each seed changes the
+question streams and the LLM's draws; the held-out set stays the same) and
+the table gives the median and range per arm; an LLM no arm gets right
+yields "no strategy learned", never a best-strategy table.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,22 +36,44 @@ from metamesh.experiments.harness import (
 )
 from metamesh.experiments.plots import pyplot, save_figure
 from metamesh.experiments.progress import Status
+from metamesh.experiments.prompt_baselines import NEAR_ZERO, Baselines, measure_baselines
 from metamesh.learners.prompts.dataset import CATEGORIES
 
 __all__ = [
     "ARMS",
     "COORDINATED",
+    "NEAR_ZERO",
+    "SEED_MARK",
     "ArmResult",
     "LateJoiner",
     "PromptExperiment",
+    "base_arm",
     "collect",
     "late_line",
+    "learned_policy",
     "node_weights",
     "render_table",
+    "seed_of",
+    "spread_table",
     "write_plot",
 ]
 
 ARMS = ("random", "local", "federated")
+#: Between an arm's name and its seed, in runs over several seeds: ``federated@2``.
+SEED_MARK = "@"
+#: The seed's 'Expected Results', which only the simulated default is built to reproduce.
+EXPECTED = "seed 000 expected: random ~60%, local 70-78%, federated ~85%"
+
+
+def seed_of(arm: str, default: int) -> int:
+    """The seed of an arm named ``ARM@SEED``, else ``default``."""
+    _, mark, seed = arm.rpartition(SEED_MARK)
+    return int(seed) if mark and seed.isdigit() else default
+
+
+def base_arm(arm: str) -> str:
+    """``federated+c@2`` -> ``federated+c``."""
+    return arm.rpartition(SEED_MARK)[0] if SEED_MARK in arm else arm
 
 
 def node_weights(index: int, categories: Sequence[str] = CATEGORIES, home: float = 0.40) -> str:
@@ -91,31 +121,56 @@ class PromptExperiment(Study[ArmResult]):
     coordinator: bool = False
     """Also run the federated arm with a coordinator (``federated+c``) and a late joiner beside it."""
     timeout: float = 300.0
+    repeats: int = 1
+    """Seeds ``seed`` to ``seed + repeats - 1``, each a whole run of every arm."""
+    baselines: bool = True
+    """Measure the best single strategy and the per-category oracle (5 LLM calls per held-out question)."""
+    _baselines: dict[int, Baselines] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.seed + k for k in range(max(self.repeats, 1))]
 
     def arm_plan(self) -> list[Arm]:
-        return plan_arms(self.arms, coordinate="federated" if self.coordinator else None)
+        plan = plan_arms(self.arms, coordinate="federated" if self.coordinator else None)
+        if self.repeats <= 1:
+            return plan
+        return [Arm(f"{a.name}{SEED_MARK}{s}", a.kind, a.coordinated) for s in self.seeds for a in plan]
+
+    def measured_baselines(self, seed: int) -> Baselines | None:
+        """The baselines of ``seed``, measured once (None if switched off)."""
+        if self.baselines and seed not in self._baselines:
+            self._baselines[seed] = measure_baselines(self.llm, seed=seed)
+        return self._baselines.get(seed)
 
     def plot_names(self) -> list[str]:
         return ["accuracy.png"]
 
     def intro(self) -> str:
-        arms = self.arm_names()
+        arms = list(dict.fromkeys(base_arm(a) for a in self.arm_names()))
+        seeds = f", seeds {self.seeds[0]}-{self.seeds[-1]}" if self.repeats > 1 else ""
         return (
             f"{self.nodes} nodes x {len(arms)} arms ({', '.join(arms)}), "
-            f"{self.episodes} questions per node, LLM {self.llm}"
+            f"{self.episodes} questions per node, LLM {self.llm}{seeds}"
         )
 
-    def _args(self, arm: str, i: int, *, name: str = "", episodes: int = 0, every: int = 0) -> list[str]:
+    def _args(
+        self, arm: str, i: int, *, seed: int, name: str = "", episodes: int = 0, every: int = 0
+    ) -> list[str]:
         return ["--profile", "local", "--name", name or f"{arm[:3]}{i}", "--learner", "prompts",
                 "--arm", arm, "--llm", self.llm, "--weights", node_weights(i),
                 "--episodes", str(episodes or self.episodes), "--eval-every", str(every or self.eval_every),
-                "--pace", str(self.pace), "--random-seed", str(self.seed * 100 + i),
+                "--pace", str(self.pace), "--random-seed", str(seed * 100 + i),
                 # Every category a node is asked about is worth its domain: rare ones most of all.
                 "--domain-enter", "0.02", "--domain-exit", "0.01"]  # fmt: skip
 
     def node_specs(self, arm: Arm) -> list[NodeSpec]:
         fed = arm.kind == "federated"
-        return [NodeSpec(f"n{i}", self._args(arm.kind, i), join=fed, wait=fed) for i in range(self.nodes)]
+        seed = seed_of(arm.name, self.seed)
+        return [
+            NodeSpec(f"n{i}", self._args(arm.kind, i, seed=seed), join=fed, wait=fed)
+            for i in range(self.nodes)
+        ]
 
     def status(self, arm: Arm, logs: Sequence[NodeLog]) -> Status:
         lasts = [log.last(Eval) for log in logs]
@@ -141,7 +196,8 @@ class PromptExperiment(Study[ArmResult]):
         every = max(self.eval_every // 5, 1)
 
         def args(name: str) -> list[str]:
-            return self._args("local", 0, name=name, episodes=2 * every, every=every)
+            seed = seed_of(arm.name, self.seed)
+            return self._args("local", 0, seed=seed, name=name, episodes=2 * every, every=every)
 
         def first_accuracy(log: NodeLog) -> float:
             first = log.first(Eval)
@@ -150,6 +206,18 @@ class PromptExperiment(Study[ArmResult]):
         where = self.root / arm.name
         with_coord, alone = harness.late_joiner(where, args, coordinator, first_accuracy)
         result.late = LateJoiner(with_coord, alone, f"accuracy after {every} questions")
+
+    def outputs(self) -> list[str]:
+        return [*Study.outputs(self), "baselines.json"]
+
+    def baselines_document(self, results: Sequence[ArmResult]) -> dict[str, Any]:
+        """What ``baselines.json`` holds: each seed's baselines, and each arm's median and range."""
+        return {
+            "seeds": {str(s): b.document() for s in self.seeds if (b := self.measured_baselines(s))},
+            "over_seeds": {
+                arm: {"median": m, "min": lo, "max": hi} for arm, (m, lo, hi) in spread(results).items()
+            },
+        }
 
     def document(self, results: Sequence[ArmResult]) -> dict[str, Any]:
         return {
@@ -166,17 +234,23 @@ class PromptExperiment(Study[ArmResult]):
         }
 
     def summary(self, results: Sequence[ArmResult]) -> str:
-        text = (
-            "\nGreedy accuracy on held-out questions (seed 000 expected: random ~60%, local 70-78%, "
-            f"federated ~85%)\n\n{render_table(results)}\n\n"
-        )
-        federated = next((r for r in results if r.arm == "federated"), None)
-        if federated is not None and federated.best:
-            text += "Best strategy per category, learned by the federated nodes:\n"
-            text += "".join(f"  {cat:<11} {s}\n" for cat, s in sorted(federated.best.items())) + "\n"
-        return text
+        expected = f" ({EXPECTED})" if self.llm == "sim" else ""
+        text = f"\nGreedy accuracy on held-out questions{expected}\n"
+        for seed in self.seeds:
+            mine = [r for r in results if seed_of(r.arm, self.seed) == seed]
+            label = f", seed {seed}" if self.repeats > 1 else ""
+            b = self.measured_baselines(seed)
+            text += f"\n{render_table(mine, extra=baseline_rows(b, label) if b else ())}\n"
+            text += f"{BASELINE_NOTE}\n" if b and seed == self.seeds[-1] else ""
+        if self.repeats > 1:
+            text += "\n" + spread_table(results, [b for s in self.seeds if (b := self.measured_baselines(s))])
+        else:
+            text += "\n(one seed: the spread shown is over nodes; --seeds 3 gives ranges over seeds)\n"
+        return text + "\n" + learned_policy(results, self.seed)
 
     def plots(self, results: Sequence[ArmResult]) -> list[Path]:
+        """The plot; and ``baselines.json`` beside ``results.json`` (which holds the arms only)."""
+        (self.root / "baselines.json").write_text(json.dumps(self.baselines_document(results), indent=2))
         path = self.root / "accuracy.png"
         return [path] if write_plot(results, path) else []
 
@@ -200,7 +274,9 @@ def collect(log: NodeLog, result: ArmResult) -> bool:
     return True
 
 
-def render_table(results: Sequence[ArmResult], target: float = 0.8) -> str:
+def render_table(
+    results: Sequence[ArmResult], target: float = 0.8, *, extra: Sequence[tuple[str, float, str]] = ()
+) -> str:
     """The seed's 'Expected Results' table, measured."""
     nodes = list(results[0].accuracy) if results else []
     width = max(len(n) for r in results for n in r.accuracy) if results else 4
@@ -213,6 +289,8 @@ def render_table(results: Sequence[ArmResult], target: float = 0.8) -> str:
         row = f"{r.arm:<13}" + "".join(f"{a:>{max(width, 7) + 2}.0%}" for a in accs)
         row += f"{r.mean:>8.1%}{('never' if reach is None else f'{reach:.0f}'):>18}"
         lines.append(row)
+    blank = " " * (len(nodes) * (max(width, 7) + 2))
+    lines += [f"{name:<13}{blank}{value:>8.1%}   {note}" for name, value, note in extra]
     lines += [late_line(r.arm, r.late) for r in results if r.late is not None]
     return "\n".join(lines)
 
@@ -223,6 +301,63 @@ def late_line(arm: str, late: LateJoiner) -> str:
         f"\nlate joiner after {arm}, learning alone, {late.metric}: "
         f"{late.with_coordinator:.3g} with the coordinator's meta-parameters, {late.alone:.3g} without"
     )
+
+
+def baseline_rows(b: Baselines, label: str = "") -> list[tuple[str, float, str]]:
+    """The two baselines as rows of an arm table: name, accuracy, what it is."""
+    name, single = b.best_single
+    _, oracle = b.oracle
+    expected = "" if b.expected_oracle is None else f", table {b.expected_oracle:.0%}"
+    return [("best single", single, f"{name}, all{label}"), ("oracle", oracle, f"per category{expected}")]
+
+
+BASELINE_NOTE = (
+    "best single and oracle: every strategy asked every held-out question, the best chosen on them\n"
+    "(not learners; scored with fresh LLM draws, so as noisy as the arms)"
+)
+
+
+def spread(results: Sequence[ArmResult]) -> dict[str, tuple[float, float, float]]:
+    """Per arm (seed mark dropped): median, min and max of its mean accuracy over the runs."""
+    by_arm: dict[str, list[float]] = {}
+    for r in results:
+        by_arm.setdefault(base_arm(r.arm), []).append(r.mean)
+    return {arm: (statistics.median(v), min(v), max(v)) for arm, v in by_arm.items()}
+
+
+def spread_table(results: Sequence[ArmResult], baselines: Sequence[Baselines]) -> str:
+    """Median and range over seeds of every arm, every baseline and the coordinator's difference."""
+    rows = dict(spread(results))
+    if baselines:
+        singles = [b.best_single[1] for b in baselines]
+        oracles = [b.oracle[1] for b in baselines]
+        rows["best single"] = (statistics.median(singles), min(singles), max(singles))
+        rows["oracle"] = (statistics.median(oracles), min(oracles), max(oracles))
+    lines = [f"Over {len({seed_of(r.arm, 0) for r in results})} seeds: median (range)"]
+    lines += [f"  {arm:<13}{m:>7.1%}  ({lo:.1%}-{hi:.1%})" for arm, (m, lo, hi) in rows.items()]
+    fed = {seed_of(r.arm, 0): r.mean for r in results if base_arm(r.arm) == "federated"}
+    coord = {seed_of(r.arm, 0): r.mean for r in results if base_arm(r.arm) == "federated" + COORDINATED}
+    diffs = [100 * (coord[s] - fed[s]) for s in fed if s in coord]
+    if diffs:
+        lines.append(
+            f"  federated+c - federated: median {statistics.median(diffs):+.1f} points "
+            f"(range {min(diffs):+.1f} to {max(diffs):+.1f})"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def learned_policy(results: Sequence[ArmResult], seed: int) -> str:
+    """The federated nodes' best strategy per category, or why there is none to show."""
+    if results and max(r.mean for r in results) <= NEAR_ZERO:
+        return (
+            f"No strategy learned: every arm scored {NEAR_ZERO:.0%} or less on the held-out questions, "
+            "so the LLM answers (almost) nothing right with any strategy; check the model and its prompts.\n"
+        )
+    federated = next((r for r in results if base_arm(r.arm) == "federated"), None)
+    if federated is None or not federated.best:
+        return ""
+    text = "Best strategy per category, learned by the federated nodes:\n"
+    return text + "".join(f"  {cat:<11} {s}\n" for cat, s in sorted(federated.best.items())) + "\n"
 
 
 def write_plot(results: Sequence[ArmResult], path: Path) -> bool:

@@ -48,7 +48,7 @@ def _nodes(arm_dir: Path) -> Iterator[tuple[Path, NodeLog]]:
 
 def _arm_order(name: str) -> tuple[int, str]:
     order = [*prompts.ARMS, *experts.ARMS]
-    base = name.removesuffix(COORDINATED)
+    base = prompts.base_arm(name).removesuffix(COORDINATED)
     return (order.index(base) if base in order else len(order), name)
 
 
@@ -96,7 +96,12 @@ def _prompts_report(root: Path, logs: Logs) -> Report:
         result.late = _late(root / arm, "prompts")
         if result.accuracy:
             arms.append(result)
-    return Report("prompts", prompts.render_table(arms), arms, [])
+    table = prompts.render_table(arms)
+    if any(prompts.SEED_MARK in a.arm for a in arms):
+        table += "\n\n" + prompts.spread_table(arms, [])
+    if arms and max(a.mean for a in arms) <= prompts.NEAR_ZERO:
+        table += "\n" + prompts.learned_policy(arms, 0)
+    return Report("prompts", table, arms, [])
 
 
 def _experts_report(root: Path, logs: Logs) -> Report:

@@ -20,6 +20,7 @@ __all__ = [
     "builtin_dataset",
     "builtin_trivia",
     "by_category",
+    "held_out_split",
     "load_dataset",
     "question_stream",
     "questions_for",
@@ -139,3 +140,11 @@ def question_stream(
     w = [weights[c] for c in cats]
     while True:
         yield rng.choice(pools[rng.choices(cats, w)[0]])
+
+
+def held_out_split(questions: Sequence[Question], eval_size: int) -> list[Question]:
+    """The fixed held-out questions of a dataset, the same on every node and in every run: up to
+    ``eval_size`` per category (a third of it at most), picked with the seed the nodes use."""
+    pools = by_category(questions)
+    picker = random.Random(12345)
+    return [q for c in sorted(pools) for q in picker.sample(pools[c], min(eval_size, len(pools[c]) // 3))]
