@@ -5,7 +5,8 @@ Each iteration makes one candidate per strategy from the current population:
 * ``performance``: the best template with one part toggled (a local search step);
 * ``error_analysis``: the LLM rewrites the best template from a meta-prompt
   holding it and the samples it failed (the only strategy that costs a call
-  besides scoring);
+  besides scoring), through the LLM interface alone; the rewrite is kept in
+  its own words (:class:`~metamesh.learners.evolve.genome.Genome` ``text``);
 * ``ablation``: the best template with one part removed (simpler is kept if
   it scores as well);
 * ``chain_of_thought``: the best template with the reasoning cue added;
@@ -21,6 +22,9 @@ iteration budget spent.
 A prompt from a peer is never trusted on its sender's score: :meth:`consider`
 scores it on local samples and adopts it only if it beats the local best by
 ``adopt_margin``.
+
+``credit`` records, per strategy, how much it raised the best score when one
+of its candidates became the best: where the gain came from.
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from metamesh.learners.evolve.genome import PARTS, STATIC_PROMPT, Genome
-from metamesh.learners.evolve.simulated import META_PROMPT_HEAD
 from metamesh.learners.prompts.dataset import Question
 from metamesh.learners.prompts.scoring import is_correct, score_answer
 from metamesh.llm.base import LLM, GenerateOptions
 
-__all__ = ["STRATEGIES", "Candidate", "EvolveConfig", "PromptEvolver"]
+__all__ = ["META_PROMPT_HEAD", "STRATEGIES", "Candidate", "EvolveConfig", "PromptEvolver"]
+
+#: The first line of the meta-prompt that asks an LLM to rewrite a prompt.
+META_PROMPT_HEAD = "You improve prompts."
 
 STRATEGIES = ("performance", "error_analysis", "ablation", "chain_of_thought", "few_shot")
 #: Fewest local samples of a category a node evolves on.
@@ -102,6 +108,8 @@ class PromptEvolver:
         self._failures: dict[str, list[Question]] = {}  # per template in the population
         self._stale = 0
         self._initial = initial
+        self.credit: dict[str, float] = dict.fromkeys(self.config.strategies, 0.0)
+        """Per strategy: the best score's rises its candidates made (module docstring)."""
 
     @property
     def best(self) -> Candidate:
@@ -130,6 +138,8 @@ class PromptEvolver:
                 continue
             seen.add(template)
             scored = await self._score(template)
+            if scored.score > self.best.score:
+                self.credit[strategy] = self.credit.get(strategy, 0.0) + scored.score - self.best.score
             self._admit(Candidate(template, scored.score, strategy, self.iteration))
         self._stale = self._stale + 1 if self.best.score - before < self.config.min_improvement else 0
         self._record()
@@ -230,7 +240,7 @@ class PromptEvolver:
         self.calls += 1
         completion = await self.llm.generate("\n".join(lines), options=GenerateOptions(max_tokens=400))
         text = completion.text.strip()
-        return Genome.parse(text).render() if "{question}" in text else None
+        return Genome.parse(text).render() if "{question}" in text else None  # its own words kept
 
     def _record(self) -> None:
         scores = [c.score for c in self.population]

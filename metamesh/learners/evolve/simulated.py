@@ -11,27 +11,27 @@ labels brevity and examples. The static baseline (no parts) is right
 40-60% of the time; the best prompt of each category about 90%.
 
 Asked with a meta-prompt (``META_PROMPT_HEAD``, the current prompt and
-failing examples), it rewrites: with probability ``insight`` it adds the
-missing part that helps the failing examples' category most, else it adds or
-drops a part at random; it answers with the new template. Deterministic per
-seed and prompt, like its parent.
+failing examples), it rewrites as a weak, uninformed LLM would
+(:class:`SimulatedRewriter`): it never sees the effects above, only the
+meta-prompt's text, and toggles one instruction picked at random, in words
+of its own (so a rewrite is free text, not one of the canonical templates).
+Whatever evolution gains with it comes from scoring candidates, not from an
+oracle. Deterministic per seed and prompt, like its parent.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from metamesh.learners.evolve.genome import PARTS, Genome
+from metamesh.learners.evolve.evolver import META_PROMPT_HEAD
+from metamesh.learners.evolve.genome import PARTS
 from metamesh.learners.prompts.dataset import Question
 from metamesh.llm.base import Completion, GenerateOptions
-from metamesh.llm.simulated import SimulatedLLM
+from metamesh.llm.simulated import CUES, SimulatedLLM
 
-__all__ = ["EFFECTS", "META_PROMPT_HEAD", "EvolvingLLM"]
-
-META_PROMPT_HEAD = "You improve prompts."
+__all__ = ["EFFECTS", "META_PROMPT_HEAD", "EvolvingLLM", "SimulatedRewriter"]
 
 
 def _row(base: float, *effects: float) -> dict[str, float]:
@@ -53,6 +53,36 @@ EFFECTS: Mapping[str, Mapping[str, float]] = {
 _FALLBACK = {"base": 0.5}
 
 
+class SimulatedRewriter:
+    """A weak rewriter that knows nothing of the answering model: see the module docstring."""
+
+    #: Its own words for each instruction: phrasings the answering model reads as the same cue.
+    WORDING: Mapping[str, tuple[str, ...]] = {
+        "expert": ("As an expert in this subject, answer carefully.", "You are a world-class specialist."),
+        "reasoning": ("Break this down before you answer.", "Reason it through, then answer."),
+        "brevity": ("Reply with just the answer.", "Give only the answer, nothing else."),
+        "format": ("Provide a brief, accurate answer.",),
+    }
+
+    def __init__(self, seed: int = 0) -> None:
+        self._seed = seed
+        self.rewrites = 0
+
+    def rewrite(self, meta_prompt: str) -> str:
+        """The meta-prompt's current prompt with one instruction added or dropped at random."""
+        self.rewrites += 1
+        current = meta_prompt.partition("Current prompt:\n")[2].partition("\nFailing examples:\n")[0]
+        digest = hashlib.blake2b(f"{self._seed}\x00{self.rewrites}\x00{current}".encode(), digest_size=8)
+        rng = random.Random(int.from_bytes(digest.digest(), "big"))
+        part = rng.choice([p for p in PARTS if p != "examples"])
+        lines = current.splitlines()
+        phrases = CUES[part]
+        if any(ph in line.lower() for line in lines for ph in phrases):
+            return "\n".join(line for line in lines if not any(ph in line.lower() for ph in phrases))
+        at = len(lines) - 1 if lines and lines[-1].strip().lower().endswith("answer:") else len(lines)
+        return "\n".join([*lines[:at], rng.choice(self.WORDING[part]), *lines[at:]])
+
+
 class EvolvingLLM(SimulatedLLM):
     """See the module docstring."""
 
@@ -62,13 +92,11 @@ class EvolvingLLM(SimulatedLLM):
         *,
         effects: Mapping[str, Mapping[str, float]] = EFFECTS,
         seed: int = 0,
-        insight: float = 0.7,
         name: str = "sim-evolve",
     ) -> None:
         super().__init__(questions, seed=seed, name=name)
         self._effects = effects
-        self._insight = insight
-        self._rewrites = 0
+        self.rewriter = SimulatedRewriter(seed)
 
     def probability(self, category: str, cues: set[str]) -> float:
         row = self._effects.get(category, _FALLBACK)
@@ -79,25 +107,4 @@ class EvolvingLLM(SimulatedLLM):
         if not prompt.startswith(META_PROMPT_HEAD):
             return await super().generate(prompt, options=options)
         self.calls += 1
-        self._rewrites += 1
-        return Completion(text=self._rewrite(prompt), model=self.name, latency_s=0.0)
-
-    def _rewrite(self, meta_prompt: str) -> str:
-        current, _, rest = meta_prompt.partition("Current prompt:\n")[2].partition("\nFailing examples:\n")
-        genome = Genome.parse(current)
-        categories = Counter(
-            line.split("|", 1)[0].removeprefix("- category:").strip()
-            for line in rest.splitlines()
-            if line.startswith("- category:")
-        )
-        digest = hashlib.blake2b(f"{self._seed}\x00{self._rewrites}\x00{current}".encode(), digest_size=8)
-        rng = random.Random(int.from_bytes(digest.digest(), "big"))
-        category = categories.most_common(1)[0][0] if categories else ""
-        row = self._effects.get(category, _FALLBACK)
-        missing = [p for p in PARTS if p not in genome.parts and p != "examples" and row.get(p, 0.0) > 0]
-        if missing and rng.random() < self._insight:
-            genome = genome.with_part(max(missing, key=lambda p: row.get(p, 0.0)))
-        else:
-            part = rng.choice([p for p in PARTS if p != "examples"])
-            genome = genome.without_part(part) if part in genome.parts else genome.with_part(part)
-        return genome.render()
+        return Completion(text=self.rewriter.rewrite(prompt), model=self.name, latency_s=0.0)
