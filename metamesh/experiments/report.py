@@ -46,10 +46,13 @@ def _nodes(arm_dir: Path) -> Iterator[tuple[Path, NodeLog]]:
             yield home, read_log(home)
 
 
-def _arm_order(name: str) -> tuple[int, str]:
+def _arm_order(name: str) -> tuple[int, int, bool, str]:
+    """Seed, then the study's arm order, each arm before its coordinated run."""
     order = [*prompts.ARMS, *experts.ARMS]
-    base = prompts.base_arm(name).removesuffix(COORDINATED)
-    return (order.index(base) if base in order else len(order), name)
+    arm = prompts.base_arm(name)
+    base = arm.removesuffix(COORDINATED)
+    index = order.index(base) if base in order else len(order)
+    return (prompts.seed_of(name, -1), index, arm != base, name)
 
 
 def _late(arm_dir: Path, metric: str) -> LateJoiner | None:
