@@ -19,6 +19,7 @@ from metamesh.node import eventfiles
 __all__ = [
     "Adoption",
     "BraidEval",
+    "Diverged",
     "Done",
     "Eval",
     "Event",
@@ -102,6 +103,14 @@ class BraidEval:
 
 
 @dataclass(frozen=True, slots=True)
+class Diverged:
+    """A private experts node whose loss diverged: it fell back to training alone."""
+
+    round: int
+    epsilon: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Done:
     """A node finished learning; which figures it carries depends on its learner."""
 
@@ -114,7 +123,19 @@ class Done:
     calls: int | None = None
 
 
-Event = Start | Eval | Round | Iteration | Adoption | Monitor | PeerWeight | Quarantine | BraidEval | Done
+Event = (
+    Start
+    | Eval
+    | Round
+    | Iteration
+    | Adoption
+    | Monitor
+    | PeerWeight
+    | Quarantine
+    | BraidEval
+    | Diverged
+    | Done
+)
 E = TypeVar("E", bound=Event)
 
 
@@ -145,6 +166,8 @@ def _decode(raw: Mapping[str, Any]) -> Event | None:
             return Quarantine(str(raw["peer"]), str(raw["state"]))
         case "braid_eval":
             return BraidEval(dict(raw["budgets"]), tuple(map(str, raw["explanations"])), raw["new_type"])
+        case "dp_diverged":
+            return Diverged(int(raw["round"]), _opt(raw, "epsilon"))
         case "done":
             return _done(raw)
     return None

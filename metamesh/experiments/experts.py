@@ -5,7 +5,9 @@ non-IID synthetic data (each node sees one region of its domain's input
 space; each domain has its own function) and are scored on held-out data
 of their whole domain. Arms on the same data and seeds:
 
-* ``local``: each node trains alone;
+* ``local``: each node trains alone and stops early: it holds out a quarter of
+  its training data and keeps the weights of its best round on it (the table
+  also gives its last round, no stopping);
 * ``domain``: nodes average weights with the peers of their domain (gossip);
 * ``global``: every node averages with every other, across domains (one
   global model, as a single FedAvg server would build);
@@ -19,18 +21,23 @@ of their whole domain. Arms on the same data and seeds:
 * ``screened``: the defended arm's defences with no attack, what they cost
   when nobody attacks.
 
-Losses of the attacked arms are of the honest nodes only.
+Losses of the attacked arms are of the honest nodes only. A private node whose
+training loss diverges falls back to training alone (``dp_diverged``); the
+summary says at which epsilon that happened. ``--seed`` draws the data, the
+initial weights and each node's shuffling and noise; :func:`across_seeds`
+gives medians and ranges over the results of several seeds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from metamesh.deploy.preload import TORCH_NODE_MODULES
-from metamesh.experiments.events import NodeLog, Quarantine, Round
+from metamesh.experiments.events import Diverged, NodeLog, Quarantine, Round
 from metamesh.experiments.harness import (
     Arm,
     Finished,
@@ -45,7 +52,7 @@ from metamesh.experiments.plots import pyplot, save_figure
 from metamesh.experiments.progress import Status
 from metamesh.experiments.prompts import late_doc, late_line
 
-__all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "collect", "render_table", "write_plot"]
+__all__ = ["ARMS", "ExpertsArm", "ExpertsExperiment", "across_seeds", "collect", "render_table", "write_plot"]
 
 ARMS = ("local", "domain", "global", "private", "screened", "attacked", "defended")
 ATTACKS = ("attacked", "defended")
@@ -65,10 +72,18 @@ class ExpertsArm:
     poisoners: list[str] = field(default_factory=list)
     quarantined: dict[str, list[str]] = field(default_factory=dict)
     """Per honest node, the peers it quarantined."""
+    last: dict[str, float] = field(default_factory=dict)
+    """Per node, the held-out loss of its last round (``loss`` is after early stopping, if any)."""
+    diverged: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    """Per private node whose loss diverged: the round and the epsilon spent by then."""
 
     @property
     def mean(self) -> float:
         return sum(self.loss.values()) / len(self.loss) if self.loss else float("nan")
+
+    @property
+    def last_mean(self) -> float:
+        return sum(self.last.values()) / len(self.last) if self.last else float("nan")
 
     def domain_mean(self, domain: str) -> float:
         values = [v for n, v in self.loss.items() if self.domain_of[n] == domain]
@@ -109,7 +124,7 @@ class ExpertsExperiment(Study[ExpertsArm]):
         return f"{nodes} nodes x {len(arms)} arms ({', '.join(arms)}), {self.rounds} rounds per node"
 
     def _args(self, arm: str, domain: str, part: int, name: str) -> list[str]:
-        seed = self.seed * 1000 + DOMAINS.index(domain) * 100 + part if domain in DOMAINS else part
+        seed = self.seed  # the run's seed: the data, w0, and (with domain and part) each node's own seed
         args = ["--profile", "local", "--name", name, "--learner", "experts", "--domain", domain,
                 "--part", str(part), "--regions", str(min(self.per_domain, 4)),
                 "--samples", str(self.samples), "--episodes", str(self.rounds), "--pace", str(self.pace),
@@ -200,6 +215,9 @@ class ExpertsExperiment(Study[ExpertsArm]):
                 "late_joiner": late_doc(r.late),
                 "poisoners": r.poisoners,
                 "quarantined": r.quarantined,
+                "last": r.last,
+                "last_mean": r.last_mean,
+                "diverged": {n: {"round": d[0], "epsilon": d[1]} for n, d in r.diverged.items()},
             }
             for r in results
         }
@@ -211,8 +229,9 @@ class ExpertsExperiment(Study[ExpertsArm]):
         if private is not None and private.epsilon is not None:
             text += (
                 f"private: updates clipped to {self.dp_clip} and noised (multiplier {self.dp_noise}); "
-                f"epsilon {private.epsilon:.2f} at delta 1e-5 after {self.rounds} rounds\n\n"
+                f"epsilon {private.epsilon:.2f} at delta 1e-5 after {self.rounds} rounds\n"
             )
+            text += divergence_line(private) + "\n\n"
         for r in results:
             if r.poisoners:
                 caught = sum(all(p in q for p in r.poisoners) for q in r.quarantined.values())
@@ -236,6 +255,10 @@ def collect(log: NodeLog, result: ExpertsArm) -> bool:
     final = done.heldout_loss if done is not None and done.heldout_loss is not None else last.heldout_loss
     result.loss[log.node] = final
     result.curves[log.node] = [(r.round, r.heldout_loss) for r in rounds]
+    result.last[log.node] = last.heldout_loss
+    broke = log.first(Diverged)
+    if broke is not None:
+        result.diverged[log.node] = (broke.round, broke.epsilon)
     epsilon = done.epsilon if done is not None else last.epsilon
     if epsilon is not None:
         result.epsilon = epsilon
@@ -249,7 +272,11 @@ def render_table(results: Sequence[ExpertsArm], domains: Sequence[str] = DOMAINS
         f"{'arm':<10}" + "".join(f"{d:>12}" for d in domains) + f"{'mean':>9}{'vs local':>10}{'epsilon':>9}"
     )
     lines = [header]
-    for r in results:
+    rows = list(results)
+    if local is not None and local.last:
+        last = ExpertsArm("local-last", dict(local.last), local.domain_of)
+        rows.insert(rows.index(local) + 1, last)
+    for r in rows:
         row = (
             f"{r.arm:<10}"
             + "".join(f"{_loss(r.domain_mean(d)):>12}" for d in domains)
@@ -295,3 +322,43 @@ def write_plot(results: Sequence[ExpertsArm], path: Path) -> bool:
     ax.legend(loc="upper right")
     save_figure(plt, fig, ax, path)
     return True
+
+
+def divergence_line(private: ExpertsArm) -> str:
+    """Where private learning broke down: the nodes whose loss diverged, with the round and epsilon."""
+    if not private.diverged:
+        return f"private: no node's loss diverged ({len(private.loss)} nodes watched)"
+    eps = sorted(e for _, e in private.diverged.values() if e is not None)
+    rounds = sorted(r for r, _ in private.diverged.values())
+    at = f"epsilon {eps[0]:.2f}-{eps[-1]:.2f}" if eps else "unknown epsilon"
+    return (
+        f"private: learning broke down on {len(private.diverged)} of {len(private.loss)} nodes, at {at} "
+        f"(rounds {rounds[0]}-{rounds[-1]}); they fell back to their best weights and trained alone"
+    )
+
+
+def _spread(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    return f"{_loss(statistics.median(values))} [{_loss(min(values))}-{_loss(max(values))}]"
+
+
+def across_seeds(docs: Sequence[Mapping[str, Any]]) -> str:
+    """Median [min-max] over runs (one ``results.json`` each) of each arm's mean held-out loss and of its
+    ratio to the early-stopped local baseline of the same run."""
+    rows: dict[str, tuple[list[float], list[float]]] = {}
+    for doc in docs:
+        base = doc.get("local", {}).get("mean")
+        arms = [(a, d["mean"]) for a, d in doc.items()]
+        if "local" in doc and doc["local"].get("last_mean") is not None:
+            arms.insert(1 + list(doc).index("local"), ("local-last", doc["local"]["last_mean"]))
+        for arm, mean in arms:
+            losses, ratios = rows.setdefault(arm, ([], []))
+            losses.append(float(mean))
+            if base:
+                ratios.append(float(mean) / float(base))
+    lines = [f"{'arm':<12}{'mean loss, median [range]':>30}{'vs local (stopped)':>28}   ({len(docs)} seeds)"]
+    lines += [
+        f"{arm:<12}{_spread(losses):>30}{_spread(ratios):>28}" for arm, (losses, ratios) in rows.items()
+    ]
+    return "\n".join(lines)

@@ -8,6 +8,9 @@ registers the same way (see docs/library.md).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import random
 from typing import TYPE_CHECKING
 
@@ -19,7 +22,7 @@ if TYPE_CHECKING:
     from metamesh.learners.experts.node_learner import ExpertNodeConfig
     from metamesh.learners.experts.privacy import PrivacyConfig
 
-__all__ = ["braid", "evolve", "experts", "none", "parse_weights", "prompts"]
+__all__ = ["braid", "evolve", "experts", "node_seed", "none", "parse_weights", "prompts"]
 
 
 def none(config: NodeConfig) -> None:
@@ -209,29 +212,62 @@ def braid(config: NodeConfig) -> Learner:
     return BraidNodeLearner(learner, _federation(config, exchange, f"braid-{pool_digest(pool)}"))
 
 
+#: Experts learner: share of a local node's training data held out to stop early on.
+VALIDATION_SHARE = 0.25
+#: Experts learner, private nodes: the training loss past which learning has broken down,
+#: as a multiple of the loss of the starting weights.
+DIVERGE_FACTOR = 3.0
+
+
+def node_seed(run: int, domain: str, part: int) -> int:
+    """A node's own seed (shuffling, DP noise) from the run's seed, its domain and its part."""
+    return int.from_bytes(
+        hashlib.sha256(f"metamesh.experts/{run}/{domain}/{part}".encode()).digest()[:8], "little"
+    )
+
+
 def experts(config: NodeConfig) -> Learner:
-    """The mixture-of-experts learner (``--learner experts``, torch), federated by weight deltas."""
+    """The mixture-of-experts learner (``--learner experts``, torch), federated by weight deltas.
+
+    ``random_seed`` is the run's seed, the same on every node of a run: it draws
+    the synthetic data (with the domain and part), the initial weights every
+    member starts from, and (with domain and part) the node's own shuffling and
+    DP noise. A local node (``--arm local``) holds out ``VALIDATION_SHARE`` of
+    its training data and stops early on it; a private federated node falls
+    back to training alone when its loss diverges (``DIVERGE_FACTOR``).
+    """
     _need_torch("experts")
-    from metamesh.learners.experts.data import DOMAINS, load_user_data, make_node_data
+    from metamesh.learners.experts.data import DOMAINS, hold_out, load_user_data, make_node_data
     from metamesh.learners.experts.learner import ExpertConfig, ExpertLearner
     from metamesh.learners.experts.node_learner import MODEL_NAME, ExpertNodeLearner
 
+    run = config.random_seed
     if config.dataset:
-        data = load_user_data(config.dataset, seed=config.random_seed)
+        data = load_user_data(config.dataset, seed=run)
     else:
         domain = config.domain[0] if config.domain else DOMAINS[0]
         data = make_node_data(
-            domain, config.part, n_train=config.samples, n_test=256, seed=0, regions=config.regions
+            domain, config.part, n_train=config.samples, n_test=256, seed=run, regions=config.regions
         )
+    own = node_seed(run, data.domain, config.part)
+    validation = None
+    if config.arm == "local" and len(data.y_train) >= 2:
+        data, x_val, y_val = hold_out(data, VALIDATION_SHARE, own)
+        validation = (x_val, y_val)
+    privacy = _privacy(config)
     learner = ExpertLearner(
         data,
         ExpertConfig(
             n_experts=config.experts,
             fedprox_mu=config.fedprox_mu,
             frozen=config.frozen,
-            privacy=_privacy(config),
-            seed=config.random_seed,
-            init_seed=0,
+            privacy=privacy,
+            seed=own,
+            init_seed=run,
         ),
     )
-    return ExpertNodeLearner(learner, _federation(config, config.share_domain or data.domain, MODEL_NAME))
+    federation = _federation(config, config.share_domain or data.domain, MODEL_NAME)
+    if privacy is not None:
+        federation = dataclasses.replace(federation, diverge_factor=DIVERGE_FACTOR)
+    stop = None if validation is None else functools.partial(learner.loss_on, *validation)
+    return ExpertNodeLearner(learner, federation, validation_loss=stop)

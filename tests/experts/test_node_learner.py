@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("torch")
 
+from metamesh.errors import Reason
 from metamesh.learners.experts.data import make_node_data
 from metamesh.learners.experts.learner import ExpertConfig, ExpertLearner
 from metamesh.learners.experts.node_learner import MODEL_NAME, ExpertNodeConfig, ExpertNodeLearner
@@ -97,18 +98,20 @@ def test_a_late_joiner_adopts_the_domain_model_before_training() -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "reason"),
+    ("change", "reason", "charged"),
     [
-        ({"domain": "economic"}, "other_domain"),
-        ({"model": "policy"}, "other_model"),
-        ({"base_version": 3}, "other_base"),
-        ({"samples": 0}, "bad_samples"),
-        ({"drop": "gate.bias"}, "tensor_names"),
-        ({"shape": "gate.bias"}, "tensor_shape"),
-        ({"dtype": "gate.bias"}, "tensor_shape"),
+        ({"domain": "economic"}, "other_domain", None),
+        ({"model": "policy"}, Reason.OTHER_MODEL.value, None),  # counted, not charged
+        ({"base_version": 3}, "other_base", None),
+        ({"samples": 0}, "bad_samples", Reason.INSANE_VALUES.value),
+        ({"drop": "gate.bias"}, "tensor_names", Reason.SHAPE_MISMATCH.value),
+        ({"shape": "gate.bias"}, "tensor_shape", Reason.SHAPE_MISMATCH.value),
+        ({"dtype": "gate.bias"}, "tensor_shape", Reason.SHAPE_MISMATCH.value),
     ],
 )
-def test_mismatched_offsets_are_counted_and_ignored(change: dict[str, object], reason: str) -> None:
+def test_mismatched_offsets_are_counted_and_ignored(
+    change: dict[str, object], reason: str, charged: str | None
+) -> None:
     sender, receiver = node(), node(part=1)
     asyncio.run(sender.step())
     delta = next(b for _, b in sender.share() if isinstance(b, Delta))
@@ -126,8 +129,12 @@ def test_mismatched_offsets_are_counted_and_ignored(change: dict[str, object], r
         base_version=int(change.get("base_version", 0)),  # type: ignore[call-overload]
         samples=int(change.get("samples", 128)),  # type: ignore[call-overload]
     )
-    receiver.merge("n0", str(change.get("domain", "medical")), bad)
+    domain = str(change.get("domain", "medical"))
+    assert receiver.validate("n0", domain, bad) == charged  # PROTOCOL.md section 6 codes
+    receiver.rejected.clear()
+    receiver.merge("n0", domain, bad)
     assert receiver.rejected == {reason: 1}
+    assert list(receiver.drain_blame()) == ([("n0", charged)] if charged else [])
     before = receiver.learner.weights()
     asyncio.run(receiver.step())
     assert receiver.merges == 0  # nothing to merge with

@@ -10,6 +10,12 @@ Files::
     config.py    ExpertConfig: how the learner learns                       no torch
     report.py    RoundReport, ExpertInsight: what a round and the learner report  no torch
     learner.py   ExpertLearner: FedProx training, frozen layers, DP deltas  torch
+    federation.py  DeltaTrainer, ExpertNodeConfig: what and how a node federates  no torch
+    checks.py    a peer's offset checked; the reason codes it is charged with  no torch
+    meta.py      a coordinator's learning rates and initial weights, read   no torch
+    guards.py    early stopping; the DP divergence guard                   no torch
+    poison.py    corrupted offsets for robustness drills                    numpy
+    node_learner.py  ExpertNodeLearner: the learner inside a node           no torch
 
 Importing this package never imports torch: the torch-backed names
 (``ExpertLearner``, ``ExpertConfig``, ``DeltaUpdate``, ``ExpertInsight``,

@@ -45,6 +45,7 @@ __all__ = [
     "N_REGIONS",
     "NodeData",
     "domain_function",
+    "hold_out",
     "load_user_data",
     "make_node_data",
     "node_noise",
@@ -227,6 +228,24 @@ def make_node_data(
     y_test = truth(x_test)
     log.debug("made data for %s node %d: %d train, %d test", domain, node_index, n_train, n_test)
     return NodeData(_f32(x_train), _f32(y_train), _f32(x_test), _f32(y_test), domain)
+
+
+def hold_out(data: NodeData, fraction: float, seed: int) -> tuple[NodeData, np.ndarray, np.ndarray]:
+    """Split a validation set off ``data``'s training set (a seeded shuffle): ``(rest, x_val, y_val)``.
+
+    The test set is untouched; at least one sample stays on each side. Raises
+    ConfigError unless ``0 < fraction < 1`` and there are 2 training samples.
+    """
+    n = len(data.y_train)
+    if not 0.0 < fraction < 1.0 or n < 2:
+        raise ConfigError(f"a validation split needs 0 < fraction < 1 and 2+ samples, got {fraction}, {n}")
+    order = np.random.default_rng(_name_seed("metamesh.experts.validation", seed)).permutation(n)
+    k = min(n - 1, max(1, round(n * fraction)))
+    val, rest = order[:k], order[k:]
+    kept = NodeData(
+        data.x_train[rest], data.y_train[rest], data.x_test, data.y_test, data.domain, data.shares
+    )
+    return kept, data.x_train[val], data.y_train[val]
 
 
 def _f32(a: np.ndarray) -> np.ndarray:

@@ -78,6 +78,8 @@ class ExpertNodeConfig:
     data's domain by default; one name for every node gives a single global
     average). ``federated=False`` trains alone and publishes insights only.
     ``rounds`` stops training after that many rounds (0: never).
+    ``diverge_factor`` > 1 turns on the divergence guard (``guards.DivergenceGuard``;
+    0: off): the built-in experts learner sets it on private nodes.
     """
 
     exchange_domain: str
@@ -92,3 +94,5 @@ class ExpertNodeConfig:
     """Robustness drills only: corrupt every published offset (scale, flip, nan, random, cycle)."""
     model_name: str = MODEL_NAME
     """The ``model`` of published deltas; offsets of any other model are refused."""
+    diverge_factor: float = 0.0
+    """Stop federating when the training loss is above this many times its starting value (0: off)."""

@@ -235,6 +235,14 @@ class ExpertLearner(SharedWeights):
             pred, _ = self.model(self._xt)
             return float(torch.mean((pred - self._yt) ** 2))
 
+    def loss_on(self, x: np.ndarray, y: np.ndarray) -> float:
+        """MSE of the current model on ``x`` ``(n, f)``, ``y`` ``(n,)`` (e.g. a validation split)."""
+        with torch.no_grad():
+            pred, _ = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+            return float(
+                torch.mean((pred - torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))) ** 2)
+            )
+
     def insight(self) -> ExpertInsight:
         """Per-expert loss and routed sample counts on the training data, plus metrics."""
         with torch.no_grad():

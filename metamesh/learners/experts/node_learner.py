@@ -31,8 +31,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -41,42 +40,43 @@ from metamesh.gossip.merge.delta import Update, aggregate
 from metamesh.node.learner import Learner
 from metamesh.protocol import Body, Delta, Insight, Meta
 
+from .checks import BLAME, PeerOffset, check_offset
 from .federation import MODEL_NAME, DeltaTrainer, ExpertNodeConfig
+from .guards import DivergenceGuard, EarlyStop
+from .meta import read_meta
 from .poison import poisoned
+from .report import insight_body
 
 __all__ = ["MODEL_NAME", "DeltaTrainer", "ExpertNodeConfig", "ExpertNodeLearner"]
 
 log = logging.getLogger(__name__)
 
-MAX_SAMPLES = 1 << 40
-
-
-#: Problems with a peer's offset that are its fault (charged to it, PROTOCOL.md section 8.3).
-_BLAMED = frozenset({"bad_samples", "tensor_names", "tensor_shape"})
-
-
-@dataclass(slots=True)
-class _PeerOffset:
-    tensors: Mapping[str, np.ndarray]
-    samples: int
-    arrived: int  # this node's round count when it arrived
-    blamed: bool = False  # charged for being an outlier once; it may stay fresh for several rounds
-
 
 class ExpertNodeLearner(Learner):
-    """Plugs a :class:`DeltaTrainer` (an ``ExpertLearner``) into a node (the ``Learner`` protocol)."""
+    """Plugs a :class:`DeltaTrainer` (an ``ExpertLearner``) into a node (the ``Learner`` protocol).
+
+    ``validation_loss`` (the model's loss on a validation split of the node's own
+    training data) turns on early stopping; ``config.diverge_factor`` the
+    divergence guard (:mod:`.guards`).
+    """
 
     publishes = frozenset({"insight", "delta"})
     accepts = frozenset({"insight", "delta"})
 
-    def __init__(self, learner: DeltaTrainer, config: ExpertNodeConfig) -> None:
+    def __init__(
+        self,
+        learner: DeltaTrainer,
+        config: ExpertNodeConfig,
+        *,
+        validation_loss: Callable[[], float] | None = None,
+    ) -> None:
         self.learner = learner
         self.config = config
         self.name = config.model_name
         self._w0 = {n: w for n, w in learner.weights().items() if n in learner.trainable}
         self._w0_version = 0
         self._shapes = {n: w.shape for n, w in self._w0.items()}
-        self._peers: dict[str, _PeerOffset] = {}
+        self._peers: dict[str, PeerOffset] = {}
         self._pending: list[tuple[str, Body]] = []
         self._events: list[tuple[str, dict[str, Any]]] = []
         self._blame: list[tuple[str, str]] = []
@@ -86,6 +86,12 @@ class ExpertNodeLearner(Learner):
         self.merges = 0
         self._meta_init: tuple[int, dict[str, np.ndarray]] | None = None
         self._last = {"heldout_loss": learner.heldout_loss(), "train_loss": math.nan}
+        self.stop = EarlyStop(validation_loss) if validation_loss is not None else None
+        self.guard = (
+            DivergenceGuard(learner.insight().avg_loss, config.diverge_factor, self._w0)
+            if config.diverge_factor
+            else None
+        )
 
     # -- the Learner protocol ------------------------------------------------
 
@@ -94,7 +100,7 @@ class ExpertNodeLearner(Learner):
             await asyncio.sleep(0.1)  # finished: keep gossiping, stop training
             return
         peers = self._fresh_peers()
-        if self.config.federated and self.learner.rounds == 0 and peers:
+        if self.federating and self.learner.rounds == 0 and peers:
             await asyncio.to_thread(self._adopt, peers)
         elif self.learner.rounds == 0 and self._meta_init is not None:
             await asyncio.to_thread(self._start_from_meta, *self._meta_init)
@@ -102,13 +108,13 @@ class ExpertNodeLearner(Learner):
         report = await asyncio.to_thread(self.learner.train_round)
         if report.diverged:
             self._events.append(("diverged", {"round": report.round, "skipped_steps": report.skipped_steps}))
-        offset = await asyncio.to_thread(self._shared_offset) if self.config.federated else None
+        offset = await asyncio.to_thread(self._shared_offset) if self.federating else None
         merged_from: list[str] = []
-        if self.config.federated and peers:
+        if self.federating and peers:
             merged_from = await asyncio.to_thread(self._merge, peers)
         insight = self.learner.insight()
         self._last = {"heldout_loss": insight.metrics["heldout_loss"], "train_loss": report.train_loss}
-        self._pending.append((self.learner.domain, self._insight_body(insight, self.learner.rounds)))
+        self._pending.append((self.learner.domain, insight_body(insight, self.learner.rounds)))
         if offset is not None:
             self._pending.append((self.config.exchange_domain, offset))
         fields: dict[str, Any] = {
@@ -122,9 +128,46 @@ class ExpertNodeLearner(Learner):
         if self.learner.config.privacy is not None:
             fields["epsilon"] = round(self.learner.epsilon(), 4)
         self._events.append(("round", fields))
+        await asyncio.to_thread(self._watch, insight.avg_loss, fields)
         if self.config.rounds and self.learner.rounds >= self.config.rounds:
             self.done = True
+            if self.stop is not None and self.stop.best_weights:
+                await asyncio.to_thread(self._go_back, self.stop.best_weights, "early_stop")
+                last, best = fields["heldout_loss"], round(self.stop.best_heldout, 5)
+                fields = {**fields, "heldout_loss": best, "stopped_round": self.stop.best_round,
+                          "last_heldout_loss": last}  # fmt: skip
             self._events.append(("done", {**fields, "rejected": dict(self.rejected)}))
+
+    @property
+    def federating(self) -> bool:
+        """Sharing and merging offsets: federated, and the divergence guard has not tripped."""
+        return self.config.federated and not (self.guard is not None and self.guard.tripped)
+
+    def _watch(self, train_loss: float, fields: Mapping[str, Any]) -> None:
+        """After a round: early stopping's best round, and the divergence guard."""
+        if self.stop is not None:
+            self.stop.observe(self.learner.rounds, self._trainable_weights(), self._last["heldout_loss"])
+        if self.guard is None or not self.guard.observe(train_loss, self._trainable_weights()):
+            return
+        event = self.guard.event(self.learner.rounds, fields.get("epsilon"), train_loss)
+        log.warning("private learning diverged at round %d (epsilon %s): training loss %s above %.3g",
+                    self.learner.rounds, event["epsilon"], event["train_loss"], self.guard.limit)  # fmt: skip
+        self._go_back(self.guard.best_weights, "fallback")
+        self._peers.clear()
+        self._events.append(("dp_diverged", event))
+
+    def _trainable_weights(self) -> dict[str, np.ndarray]:
+        return {n: w for n, w in self.learner.weights().items() if n in self._w0}
+
+    def _go_back(self, weights: Mapping[str, np.ndarray], why: str) -> None:
+        """``weights`` (trainable) become the model, with fresh momentum when the learner can reset it."""
+        reset = getattr(self.learner, "set_weights", None)
+        if reset is not None:
+            reset(weights, strict=False)
+            self._events.append((why, {"round": self.learner.rounds}))
+        elif not self._move_base({n: weights[n] - w0 for n, w0 in self._w0.items()}, [why]):
+            return
+        self._last["heldout_loss"] = self.learner.heldout_loss()
 
     def share(self) -> list[tuple[str, Body]]:
         out, self._pending = self._pending, []
@@ -136,70 +179,48 @@ class ExpertNodeLearner(Learner):
         if not isinstance(body, Delta) or not self.config.federated:
             return None
         problem = self._check(domain, body)
-        if problem in _BLAMED:
+        if problem in BLAME:
             self.rejected[problem] += 1
-            return f"delta_{problem}"
+            return BLAME[problem]
         return None
 
     def merge(self, sender: str, domain: str, body: Body) -> None:
         if isinstance(body, Insight):
             self.peer_insights[sender] = body.avg_loss
             return
-        if not isinstance(body, Delta) or not self.config.federated:
+        if not isinstance(body, Delta) or not self.federating:
             return
         problem = self._check(domain, body)
         if problem:
             self.rejected[problem] += 1
-            if problem in _BLAMED:
-                self._blame.append((sender, f"delta_{problem}"))
+            if problem in BLAME:
+                self._blame.append((sender, BLAME[problem]))
             log.debug("offset from %s rejected: %s", sender, problem)
             return
-        self._peers[sender] = _PeerOffset(body.tensors, body.samples, self.learner.rounds)
+        self._peers[sender] = PeerOffset(body.tensors, body.samples, self.learner.rounds)
 
     def apply_meta(self, meta: Meta) -> None:
-        """A coordinator's learning rates for this data's domain, and initial weights for the exchange domain.
-
-        Rates are params ``DOMAIN:lr.GROUP`` (or ``lr.GROUP`` with ``target`` this
-        domain or ``""``). Initial weights are tensors ``DOMAIN:init.NAME``, an
-        offset from w0 of version ``DOMAIN:init_base``; a node that has not
-        trained yet starts from them (unless domain peers' offsets are at hand,
-        which are fresher).
-        """
-        domain = self.learner.domain
-        rates = {k[len(domain) + 4 :]: v for k, v in meta.params.items() if k.startswith(f"{domain}:lr.")}
-        if meta.target in ("", domain):
-            rates.update({k[3:]: v for k, v in meta.params.items() if k.startswith("lr.")})
-        known = self.learner.learning_rates()
-        unknown = sorted(set(rates) - set(known))
-        if unknown:
+        """A coordinator's learning rates for this data's domain, and initial weights for the exchange
+        domain (:func:`.meta.read_meta`); a node that has not trained yet starts from the weights (unless
+        domain peers' offsets are at hand, which are fresher)."""
+        reading = read_meta(meta, domain=self.learner.domain, exchange=self.config.exchange_domain,
+                            known_rates=self.learner.learning_rates(), w0_version=self._w0_version,
+                            shapes=self._shapes, trained=self.learner.rounds > 0)  # fmt: skip
+        if reading.unknown:
             self.rejected["meta"] += 1
-            log.warning("meta-parameters v%d: no learning-rate groups %s here", meta.version, unknown)
-        rates = {k: v for k, v in rates.items() if k in known}
-        if rates and rates != {k: known[k] for k in rates}:
+            log.warning("meta-parameters v%d: no learning-rate groups %s here", meta.version, reading.unknown)
+        if reading.rates:
             try:
-                self.learner.set_learning_rates(rates)
+                self.learner.set_learning_rates(reading.rates)
             except ValueError as exc:
                 self.rejected["meta"] += 1
                 log.warning("meta-parameters v%d not applied: %s", meta.version, exc)
                 return
-            self._events.append(("meta_applied", {"version": meta.version, "lrs": dict(rates)}))
-        self._take_init(meta)
-
-    def _take_init(self, meta: Meta) -> None:
-        exchange = self.config.exchange_domain
-        prefix = f"{exchange}:init."
-        init = {k[len(prefix) :]: v for k, v in meta.tensors.items() if k.startswith(prefix)}
-        if not init or self.learner.rounds > 0:
-            return
-        if meta.params.get(f"{exchange}:init_base") != self._w0_version:
-            self.rejected["meta_other_base"] += 1
-            return
-        if {n: a.shape for n, a in init.items()} != self._shapes or any(
-            a.dtype != np.float32 for a in init.values()
-        ):
-            self.rejected["meta_tensor_shape"] += 1
-            return
-        self._meta_init = (meta.version, init)
+            self._events.append(("meta_applied", {"version": meta.version, "lrs": dict(reading.rates)}))
+        if reading.problem:
+            self.rejected[reading.problem] += 1
+        elif reading.init is not None:
+            self._meta_init = (meta.version, reading.init)
 
     def affinity(self) -> Mapping[str, float]:
         shares = dict(self.learner.affinity())
@@ -208,16 +229,11 @@ class ExpertNodeLearner(Learner):
         return shares
 
     def summary(self) -> Mapping[str, float]:
-        out = {
-            "rounds": float(self.learner.rounds),
-            "episodes": float(self.learner.rounds),
-            "version": float(self.learner.version),
-            "heldout_loss": round(self._last["heldout_loss"], 5),
-            "peers": float(len(self._peers)),
-            "merges": float(self.merges),
-            "rejected": float(sum(self.rejected.values())),
-            "done": float(self.done),
-        }
+        rounds, version = float(self.learner.rounds), float(self.learner.version)
+        out = {"rounds": rounds, "episodes": rounds, "version": version,
+               "heldout_loss": round(self._last["heldout_loss"], 5), "peers": float(len(self._peers)),
+               "merges": float(self.merges), "rejected": float(sum(self.rejected.values())),
+               "done": float(self.done)}  # fmt: skip
         if self.learner.config.privacy is not None:
             eps = self.learner.epsilon()
             if math.isfinite(eps):
@@ -228,8 +244,7 @@ class ExpertNodeLearner(Learner):
         out, self._events = self._events, []
         return out
 
-    def drain_blame(self) -> list[tuple[str, str]]:
-        """Peers whose offsets were refused as invalid or outliers since the last call, and why."""
+    def drain_blame(self) -> list[tuple[str, str]]:  # refused as invalid or outliers, and why (PROTOCOL.md 6)
         out, self._blame = self._blame, []
         return out
 
@@ -259,30 +274,18 @@ class ExpertNodeLearner(Learner):
     # -- internals -------------------------------------------------------------
 
     def _check(self, domain: str, body: Delta) -> str:
-        if domain != self.config.exchange_domain:
-            return "other_domain"
-        if body.model != self.config.model_name:
-            return "other_model"
-        if body.base_version != self._w0_version:
-            return "other_base"
-        if not 0 < body.samples <= MAX_SAMPLES:
-            return "bad_samples"
-        if body.tensors.keys() != self._shapes.keys():
-            return "tensor_names"
-        for name, array in body.tensors.items():
-            if array.dtype != np.float32 or array.shape != self._shapes[name]:
-                return "tensor_shape"
-        return ""
+        return check_offset(body, domain, exchange_domain=self.config.exchange_domain,
+                            model_name=self.config.model_name, base_version=self._w0_version,
+                            shapes=self._shapes)  # fmt: skip
 
-    def _fresh_peers(self) -> dict[str, _PeerOffset]:
+    def _fresh_peers(self) -> dict[str, PeerOffset]:
         now = self.learner.rounds
         for sender in [s for s, p in self._peers.items() if now - p.arrived > self.config.max_staleness]:
             del self._peers[sender]
         return dict(self._peers)
 
     def _own_offset(self) -> dict[str, np.ndarray]:
-        weights = self.learner.weights()
-        return {n: weights[n] - w0 for n, w0 in self._w0.items()}
+        return {n: w - self._w0[n] for n, w in self._trainable_weights().items()}
 
     def _shared_offset(self) -> Delta:
         """``(base - w0) + delta``: the learner's (private) delta on top of the already public base."""
@@ -307,13 +310,13 @@ class ExpertNodeLearner(Learner):
         base = self.learner.base_weights()
         return {n: base[n] - w0 for n, w0 in self._w0.items()}
 
-    def _updates(self, peers: Mapping[str, _PeerOffset]) -> tuple[list[str], list[Update]]:
+    def _updates(self, peers: Mapping[str, PeerOffset]) -> tuple[list[str], list[Update]]:
         now = self.learner.rounds
         names = list(peers)
         updates = [Update(p.tensors, p.samples, float(max(now - p.arrived, 0))) for p in peers.values()]
         return names, updates
 
-    def _merge(self, peers: Mapping[str, _PeerOffset]) -> list[str]:
+    def _merge(self, peers: Mapping[str, PeerOffset]) -> list[str]:
         names, updates = self._updates(peers)
         own = Update(self._own_offset(), self.learner.samples)
         try:
@@ -339,7 +342,7 @@ class ExpertNodeLearner(Learner):
         used = [names[i - 1] for i in result.used if i > 0]
         return used if self._move_base(result.tensors, used) else []
 
-    def _adopt(self, peers: Mapping[str, _PeerOffset]) -> None:
+    def _adopt(self, peers: Mapping[str, PeerOffset]) -> None:
         names, updates = self._updates(peers)
         try:
             result = aggregate(
@@ -395,14 +398,3 @@ class ExpertNodeLearner(Learner):
             )
         )
         return True
-
-    @staticmethod
-    def _insight_body(insight: Any, round_: int) -> Insight:
-        return Insight.of(
-            dict(insight.expert_loss),
-            dict(insight.expert_samples),
-            avg_loss=insight.avg_loss,
-            total_samples=insight.total_samples,
-            round=round_,
-            metrics=dict(insight.metrics),
-        )

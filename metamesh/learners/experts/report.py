@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["ExpertInsight", "RoundReport"]
+from metamesh.protocol import Insight
+
+__all__ = ["ExpertInsight", "RoundReport", "insight_body"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,3 +47,15 @@ class ExpertInsight:
     total_samples: int
     domain: str
     metrics: Mapping[str, float]
+
+
+def insight_body(insight: ExpertInsight, round_: int) -> Insight:
+    """The protocol's ``Insight`` of a learner's insight after round ``round_``."""
+    return Insight.of(
+        dict(insight.expert_loss),
+        dict(insight.expert_samples),
+        avg_loss=insight.avg_loss,
+        total_samples=insight.total_samples,
+        round=round_,
+        metrics=dict(insight.metrics),
+    )
