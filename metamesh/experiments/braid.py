@@ -10,15 +10,19 @@ Arms on the same streams and seeds:
 
 Every node's final greedy policy is scored on the same held-out tasks per
 budget, against fixed baselines computed here on the same tasks and the same
-simulated answers: the best single model in hindsight, a uniform ensemble,
-and random decisions. Learning curves give the tasks per node each arm
+simulated answers: the best single model in hindsight, a lookup from task
+type to the model of best reward on that type and one to the cheapest model
+within 0.02 of the best quality on that type (both chosen on separate
+selection tasks, not the held-out ones), a uniform ensemble, and random
+decisions. Learning curves give the tasks per node each arm
 needs to reach a target reward: the best single model's, on the curves' own
 held-out set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,13 +32,31 @@ from metamesh.experiments.events import BraidEval, NodeLog, Round
 from metamesh.experiments.harness import Arm, Finished, NodeSpec, Study, plan_arms
 from metamesh.experiments.plots import pyplot, save_figure
 from metamesh.experiments.progress import Status
-from metamesh.learners.braid.evaluate import Reward, Summary, best_single, heldout, random_policy, summarise
+from metamesh.learners.braid.evaluate import (
+    Reward,
+    Summary,
+    best_single,
+    heldout,
+    random_policy,
+    selection,
+    summarise,
+    type_lookup,
+)
 from metamesh.learners.braid.evaluate import uniform_ensemble as uniform_policy
 from metamesh.learners.braid.fusion import SimulatedBackend
 from metamesh.learners.braid.pool import SIMULATED_POOL
 from metamesh.learners.braid.tasks import DEFAULT_MIX, eval_tasks
 
-__all__ = ["ARMS", "BraidArm", "BraidExperiment", "baselines", "render_table", "single_reward", "write_plots"]
+__all__ = [
+    "ARMS",
+    "BraidArm",
+    "BraidExperiment",
+    "across_seeds",
+    "baselines",
+    "render_table",
+    "single_reward",
+    "write_plots",
+]
 
 ARMS = ("local", "federated")
 HOMES = ("code", "math", "medical", "qa")
@@ -107,7 +129,7 @@ class BraidExperiment(Study[BraidArm]):
     def _args(self, arm: str, i: int) -> list[str]:
         return ["--profile", "local", "--name", f"{arm[:3]}{i}", "--learner", "braid",
                 "--episodes", str(self.rounds), "--tasks-per-round", str(self.tasks_per_round),
-                "--task-mix", node_mix(i), "--random-seed", str(self.seed * 100 + i), "--arm", arm,
+                "--task-mix", node_mix(i), "--random-seed", str(self.seed * 1000 + i), "--arm", arm,
                 "--budgets", ",".join(f"{b:g}" for b in self.budgets),
                 "--latency-limit", str(self.latency_limit), "--pace", str(self.pace)]  # fmt: skip
 
@@ -190,8 +212,19 @@ def baselines(budgets: Sequence[float], latency_limit: float) -> dict[str, dict[
     for b in budgets:
         tasks = heldout(b, latency_limit)
         name, single = best_single(tasks, pool, backend)
+        chosen_on = selection(b, latency_limit)
+        best_table, best_per_type = type_lookup(chosen_on, pool, backend)
+        cheap_table, cheap_per_type = type_lookup(chosen_on, pool, backend, cheapest=True)
         out[f"{b:g}"] = {
             "best single": {"model": name, **single.as_dict()},
+            "best per type": {
+                "lookup": best_table,
+                **summarise(best_per_type, tasks, pool, backend).as_dict(),
+            },
+            "cheapest per type": {
+                "lookup": cheap_table,
+                **summarise(cheap_per_type, tasks, pool, backend).as_dict(),
+            },
             "uniform ensemble": summarise(uniform_policy(pool), tasks, pool, backend).as_dict(),
             "random": summarise(random_policy(pool), tasks, pool, backend).as_dict(),
         }
@@ -247,6 +280,7 @@ def write_plots(
     if plt is None:
         return []
     colors = {"learned, local": "#e08a2c", "learned, federated": "#2c7be0", "best single": "#444444",
+              "best per type": "#1a9850", "cheapest per type": "#66bd63",
               "uniform ensemble": "#8c6bb1", "random": "#aaaaaa"}  # fmt: skip
     markers = ["o", "s", "^", "D"]
     fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
@@ -282,3 +316,42 @@ def write_plots(
     ax.legend(loc="lower right")
     save_figure(plt, fig, ax, root / "learning.png")
     return [root / "pareto.png", root / "learning.png"]
+
+
+def _spread(values: Sequence[float], digits: int = 3) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
+
+
+def across_seeds(docs: Sequence[Mapping[str, Any]]) -> str:
+    """Per budget: each learned arm's node-mean quality, cost and reward as median [min-max] over runs
+    (one ``results.json`` each), the baselines beside them, and in how many runs the arm's reward was at
+    or above the best-per-type lookup's and its cost at or below the cheapest-per-type lookup's."""
+    lines = [
+        f"{'budget':<8}{'policy':<22}{'quality':>22}{'cost':>22}{'reward':>22} vs lookups, {len(docs)} seeds"
+    ]
+    for budget, rows in docs[0]["baselines"].items():
+        arms = sorted({a for d in docs for a in d["arms"]})
+        for arm in arms:
+            figures: dict[str, list[float]] = {"quality": [], "cost": [], "reward": []}
+            level = cheaper = 0
+            for d in docs:
+                nodes = d["arms"].get(arm, {}).get("budgets", {}).get(budget, {})
+                if not nodes:
+                    continue
+                for what, values in figures.items():
+                    values.append(statistics.fmean(float(n[what]) for n in nodes.values()))
+                level += figures["reward"][-1] >= d["baselines"][budget]["best per type"]["reward"]
+                cheaper += figures["cost"][-1] <= d["baselines"][budget]["cheapest per type"]["cost"]
+            n = len(figures["reward"])
+            lines.append(
+                f"{budget:<8}{'learned, ' + arm:<22}{_spread(figures['quality']):>22}"
+                f"{_spread(figures['cost'], 2):>22}{_spread(figures['reward']):>22}"
+                f"   reward >= best per type {level}/{n}, cost <= cheapest per type {cheaper}/{n}"
+            )
+        for name, row in rows.items():
+            lines.append(
+                f"{'':<8}{name:<22}{row['quality']:>22.3f}{row['cost']:>22.2f}{row['reward']:>22.3f}"
+            )
+    return "\n".join(lines)

@@ -3,7 +3,11 @@
 Baselines (no torch): the best single model in hindsight (the single model
 with the highest held-out quality among those that fit the limits), a
 uniform ensemble (an equal-weight vote of as many models as fit, cheapest
-first) and random (a uniformly random decision within the limits).
+first) and random (a uniformly random decision within the limits). Two
+lookups from task type to one model, chosen on separate *selection* tasks
+(never the held-out ones), are what a skeptic builds with no learning at all
+(:func:`type_lookup`): the model of best reward per type, and the cheapest
+model within ``QUALITY_TOLERANCE`` of the best quality per type.
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ from .tasks import DEFAULT_MIX, Task, eval_tasks
 __all__ = [
     "HELDOUT_SEED",
     "HELDOUT_TASKS",
+    "QUALITY_TOLERANCE",
+    "SELECTION_SEED",
     "Reward",
     "Summary",
     "best_single",
     "heldout",
     "random_policy",
+    "selection",
     "summarise",
+    "type_lookup",
     "uniform_ensemble",
 ]
 
@@ -37,8 +45,22 @@ HELDOUT_SEED = 5
 HELDOUT_TASKS = 300
 
 
+#: The tasks the per-type lookups are chosen on: an evaluation set apart from the held-out one.
+SELECTION_SEED = 17
+#: The cheapest-per-type lookup takes the cheapest model whose quality on a type is within this of
+#: the best model's on that type.
+QUALITY_TOLERANCE = 0.02
+
+
 def heldout(budget: float, latency_limit_ms: float, mix: Mapping[str, float] = DEFAULT_MIX) -> list[Task]:
     return eval_tasks(HELDOUT_TASKS, mix, budget=budget, latency_limit_ms=latency_limit_ms, seed=HELDOUT_SEED)
+
+
+def selection(budget: float, latency_limit_ms: float, mix: Mapping[str, float] = DEFAULT_MIX) -> list[Task]:
+    """Tasks to choose a baseline's models on, never the held-out ones."""
+    return eval_tasks(
+        HELDOUT_TASKS, mix, budget=budget, latency_limit_ms=latency_limit_ms, seed=SELECTION_SEED
+    )
 
 
 Policy = Callable[[Task], Decision]
@@ -166,3 +188,47 @@ def random_policy(pool: Sequence[ModelDescriptor], seed: int = 0) -> Policy:
         return decide(Planner(pool, task, planned), task, flat, pick)[0]
 
     return policy
+
+
+def type_lookup(
+    tasks: Sequence[Task],
+    pool: Sequence[ModelDescriptor],
+    backend: Backend,
+    *,
+    cheapest: bool = False,
+    reward: Reward | None = None,
+) -> tuple[dict[str, str], Policy]:
+    """A lookup from task type to one model, chosen on ``tasks`` (a selection set), and it as a policy.
+
+    Per type, among the models within the limits of every task of that type:
+    the highest reward, or with ``cheapest`` the lowest cost whose quality is
+    within :data:`QUALITY_TOLERANCE` of the best quality. A type the selection
+    set lacks gets the model chosen over all of its tasks. Raises ValueError
+    when no model fits a type's limits.
+    """
+    planned = _prior_latency(pool)
+    by_type: dict[str, list[Task]] = {}
+    for t in tasks:
+        by_type.setdefault(t.type, []).append(t)
+
+    def choose(group: Sequence[Task]) -> int:
+        fits = [m for m in range(len(pool)) if all(Planner(pool, t, planned).fits[m] for t in group)]
+        if not fits:
+            raise ValueError(f"no single model fits the limits of these {group[0].type} tasks")
+        runs = {
+            m: summarise(lambda _t, m=m: Decision("single", (m,)), group, pool, backend, reward)  # type: ignore[misc]
+            for m in fits
+        }
+        if not cheapest:
+            return max(fits, key=lambda m: (runs[m].reward, -runs[m].cost))
+        top = max(r.quality for r in runs.values())
+        good = [m for m in fits if runs[m].quality >= top - QUALITY_TOLERANCE]
+        return min(good, key=lambda m: (runs[m].cost, -runs[m].quality))
+
+    table = {kind: choose(group) for kind, group in sorted(by_type.items())}
+    fallback = choose(tasks)
+
+    def policy(task: Task) -> Decision:
+        return Decision("single", (table.get(task.type, fallback),))
+
+    return {kind: pool[m].name for kind, m in table.items()}, policy

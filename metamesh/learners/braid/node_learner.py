@@ -44,18 +44,22 @@ class BraidNodeLearner(ExpertNodeLearner):
             self._events.insert(at, ("braid_eval", report))
 
 
-def new_type_tasks(learner: BraidLearner, n: int, seed: int) -> list[Task]:
+def new_type_tasks(learner: BraidLearner, n: int, seed: int, purpose: str = "train") -> list[Task]:
     """Tasks of :data:`NEW_TYPE` under each of the learner's budgets in turn."""
     cfg = learner.config
     stream = TaskStream(
-        {NEW_TYPE: 1.0}, budgets=cfg.budgets, latency_limit_ms=cfg.latency_limit_ms, seed=seed
+        {NEW_TYPE: 1.0},
+        budgets=cfg.budgets,
+        latency_limit_ms=cfg.latency_limit_ms,
+        seed=seed,
+        purpose=purpose,
     )
     return [next(stream) for _ in range(n)]
 
 
 def new_type_summary(learner: BraidLearner) -> Summary:
     """The learner's greedy policy on 300 held-out tasks of :data:`NEW_TYPE`."""
-    return learner.evaluate(new_type_tasks(learner, 300, HELDOUT_SEED))
+    return learner.evaluate(new_type_tasks(learner, 300, HELDOUT_SEED, "eval"))
 
 
 def few_shot(learner: BraidLearner, *, shots: int = FEW_SHOT, seed: int = 0) -> Summary:

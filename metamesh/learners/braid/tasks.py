@@ -121,8 +121,17 @@ def parse_mix(text: str) -> dict[str, float]:
     return {k: v / total for k, v in mix.items()}
 
 
+#: Seed namespaces: a node's training stream and an evaluation set never draw the same tasks,
+#: whatever their seeds (node seeds once ran into the held-out seed).
+_PURPOSES = {"train": 0xB4A1D, "eval": 0xE7A15E7}
+
+
 class TaskStream:
-    """An endless seeded stream of tasks: types drawn from ``mix``, budgets from ``budgets``."""
+    """An endless seeded stream of tasks: types drawn from ``mix``, budgets from ``budgets``.
+
+    ``purpose`` (``train`` or ``eval``) keeps training streams and evaluation sets apart: the
+    same seed draws different tasks for each.
+    """
 
     def __init__(
         self,
@@ -131,13 +140,16 @@ class TaskStream:
         budgets: Sequence[float],
         latency_limit_ms: float,
         seed: int = 0,
+        purpose: str = "train",
     ) -> None:
+        if purpose not in _PURPOSES:
+            raise ConfigError(f"a task stream's purpose is one of {', '.join(_PURPOSES)}, got {purpose!r}")
         if not budgets or min(budgets) <= 0 or latency_limit_ms <= 0:
             raise ConfigError("budgets and the latency limit must be positive")
         self.mix = dict(mix)
         self.budgets = tuple(float(b) for b in budgets)
         self.latency_limit_ms = float(latency_limit_ms)
-        self._rng = np.random.default_rng([seed, 0xB4A1D])
+        self._rng = np.random.default_rng([seed, _PURPOSES[purpose]])
         self._types = list(self.mix)
         self._p = np.array([self.mix[t] for t in self._types]) / sum(self.mix.values())
 
@@ -166,5 +178,5 @@ def eval_tasks(
     n: int, mix: Mapping[str, float], *, budget: float, latency_limit_ms: float, seed: int = 999
 ) -> list[Task]:
     """A fixed held-out set: the same ``seed`` gives the same tasks (and simulated answers) everywhere."""
-    stream = TaskStream(mix, budgets=[budget], latency_limit_ms=latency_limit_ms, seed=seed)
+    stream = TaskStream(mix, budgets=[budget], latency_limit_ms=latency_limit_ms, seed=seed, purpose="eval")
     return [next(stream) for _ in range(n)]
