@@ -229,7 +229,8 @@ class ExpertsExperiment(Study[ExpertsArm]):
         if private is not None and private.epsilon is not None:
             text += (
                 f"private: updates clipped to {self.dp_clip} and noised (multiplier {self.dp_noise}); "
-                f"epsilon {private.epsilon:.2f} at delta 1e-5 after {self.rounds} rounds\n"
+                f"epsilon {private.epsilon:.2f} at delta 1e-5 after {self.rounds} rounds "
+                "(the most a node spent)\n"
             )
             text += divergence_line(private) + "\n\n"
         for r in results:
@@ -260,8 +261,8 @@ def collect(log: NodeLog, result: ExpertsArm) -> bool:
     if broke is not None:
         result.diverged[log.node] = (broke.round, broke.epsilon)
     epsilon = done.epsilon if done is not None else last.epsilon
-    if epsilon is not None:
-        result.epsilon = epsilon
+    if epsilon is not None:  # the most any node spent: one that fell back stopped spending
+        result.epsilon = epsilon if result.epsilon is None else max(result.epsilon, epsilon)
     return True
 
 
