@@ -20,7 +20,7 @@ code  name         meaning
 
 from __future__ import annotations
 
-from metamesh.errors import ConfigError, HomeInUse, LLMUnavailable
+from metamesh.errors import ConfigError, HomeInUse, LLMNotInstalled, LLMUnavailable
 
 OK = 0
 FAILURE = 1
@@ -46,6 +46,8 @@ def for_error(exc: BaseException) -> int:
         return HOME_IN_USE
     if isinstance(exc, ConfigError):
         return CONFIG
+    if isinstance(exc, LLMNotInstalled):
+        return NOT_BUILT
     if isinstance(exc, TimeoutError | LLMUnavailable):
         return UNREACHABLE
     if isinstance(exc, KeyboardInterrupt):

@@ -16,6 +16,7 @@ from metamesh.cli import (
     experiment_cmd,
     gateway_cmd,
     keys_cmd,
+    llm_cmd,
     node_cmd,
     report_cmd,
     status_cmd,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         report_cmd,
         keys_cmd,
         deploy_cmd,
+        llm_cmd,
     ):
         module.add_parser(sub)
     return parser

@@ -1,4 +1,5 @@
-"""LLM spec strings: ``sim``, ``sim:PROFILE.json``, ``ollama:MODEL``, ``openai:URL:MODEL``."""
+"""LLM spec strings: ``sim``, ``sim:PROFILE.json``, ``local``, ``local:FILE.gguf``, ``ollama:MODEL``,
+``openai:URL:MODEL``."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ def parse_llm_spec(spec: str, *, questions: Sequence[Question], seed: int = 0) -
         return SimulatedLLM(questions, profile=DEFAULT_PROFILE, seed=seed)
     if spec.startswith("sim:"):
         return SimulatedLLM(questions, profile=load_profile(Path(spec[4:])), seed=seed)
+    if spec == "local" or spec.startswith("local:"):
+        from metamesh.llm.local import LocalLLM, LocalModelServer
+
+        return LocalLLM(LocalModelServer(model=Path(spec[6:]) if spec[6:] else None))
     if spec.startswith("ollama:") and len(spec) > len("ollama:"):
         from metamesh.llm.http import OllamaLLM
 
@@ -31,4 +36,7 @@ def parse_llm_spec(spec: str, *, questions: Sequence[Question], seed: int = 0) -
         from metamesh.llm.http import OpenAICompatibleLLM
 
         return OpenAICompatibleLLM(match["url"], match["model"])
-    raise ConfigError(f"unknown LLM {spec!r}: use sim, sim:PROFILE.json, ollama:MODEL or openai:URL:MODEL")
+    raise ConfigError(
+        f"unknown LLM {spec!r}: use sim, sim:PROFILE.json, local, local:FILE.gguf, ollama:MODEL"
+        " or openai:URL:MODEL"
+    )
