@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import math
 import random
 import statistics
@@ -97,7 +98,10 @@ class _Sim:
         self.pubs: list[str] = []
         cfg = MembershipConfig(heartbeat_interval=1.0, suspect_after=5.0, dead_after=30.0)
         self.members = [Membership(cfg) for _ in range(n)]
-        self.meshes = [Meshes(mesh, [GLOBAL_DOMAIN, DOMAIN]) for _ in range(n)]
+        # as ``Peers`` builds them: ``_global`` plus the domain, ``_global`` the shared one where
+        # this version of Meshes knows of shared links
+        shared = {"shared": GLOBAL_DOMAIN} if "shared" in inspect.signature(Meshes).parameters else {}
+        self.meshes = [Meshes(mesh, [GLOBAL_DOMAIN, DOMAIN], **shared) for _ in range(n)]
         self.replay = [ReplayWindow() for _ in range(n)]
         self.views: list[set[int]] = []
         for i in range(n):
