@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from metamesh.cli import exitcodes
 from metamesh.cli.node_cmd import NODE_SETTINGS, add_network_options, groups
 from metamesh.errors import HomeInUse, MetameshError
-from metamesh.node.config import load_config
+from metamesh.node.config import NodeConfig, load_config
 
 if TYPE_CHECKING:
     from metamesh.gateway.server import Gateway
@@ -53,9 +53,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "gateway", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    add_gateway_options(p, default_address="127.0.0.1:8080")
     g = p.add_argument_group("gateway")
-    g.add_argument("--gateway", default="127.0.0.1:8080", metavar="HOST:PORT",
-                   help="where to serve the API (default 127.0.0.1:8080; port 0: any free port)")  # fmt: skip
+    g.add_argument(
+        "--train",
+        action="store_true",
+        help="also learn on the node's own questions (--llm, --dataset), as `metamesh node` does",
+    )
+    add_network_options(p)
+    lg = groups(p)
+    lg.add("--llm", help="with --train: the LLM for the learner's own questions (default sim)")
+    lg.add("--dataset", help="questions the classifier and --train learn from (default: built-in trivia)")
+    lg.add("--random-seed", type=int, help="random seed of the learner (default 0)")
+    p.set_defaults(run=run)  # fmt: skip
+
+
+def add_gateway_options(p: argparse.ArgumentParser, *, default_address: str | None) -> None:
+    """The gateway's flags, on ``metamesh gateway`` and on ``metamesh node`` (there, off by default)."""
+    g = p.add_argument_group("gateway")
+    where = "default 127.0.0.1:8080" if default_address else "default: none, no gateway"
+    g.add_argument("--gateway", default=default_address, metavar="HOST:PORT",
+                   help=f"serve the OpenAI-compatible API here ({where}; port 0: any free port)")  # fmt: skip
     g.add_argument(
         "--backend",
         action="append",
@@ -65,7 +83,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "bundled SmolLM2 on a llama.cpp server this node starts); repeatable, the first serves 'metamesh'",
     )
     g.add_argument(
-        "--keys-file", type=Path, help="API keys, one 'NAME KEY' per line (required beyond loopback)"
+        "--keys-file",
+        type=Path,
+        help="API keys, one 'NAME KEY' per line (required beyond loopback; `metamesh keys api` makes one)",
     )
     g.add_argument(
         "--exploration",
@@ -89,17 +109,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=86_400.0,
         help="seconds a decision awaits feedback (default 86400)",
     )
-    g.add_argument(
-        "--train",
-        action="store_true",
-        help="also learn on the node's own questions (--llm, --dataset), as `metamesh node` does",
-    )
-    add_network_options(p)
-    lg = groups(p)
-    lg.add("--llm", help="with --train: the LLM for the learner's own questions (default sim)")
-    lg.add("--dataset", help="questions the classifier and --train learn from (default: built-in trivia)")
-    lg.add("--random-seed", type=int, help="random seed of the learner (default 0)")
-    p.set_defaults(run=run)  # fmt: skip
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -110,39 +119,49 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from metamesh.gateway.requests import Limits
-    from metamesh.gateway.server import GatewayConfig, serve
-
     overrides = {k: v for k, v in vars(args).items() if k in NODE_SETTINGS}
     overrides["learner"] = "prompts"
     try:
         node_config = load_config(profile=args.profile, path=args.config, overrides=overrides)
+    except MetameshError as exc:
+        sys.stderr.write(f"metamesh gateway: {exc}\n")
+        return exitcodes.CONFIG
+    return launch(args, node_config, train=args.train, command="gateway")
+
+
+def launch(args: argparse.Namespace, node_config: NodeConfig, *, train: bool, command: str) -> int:
+    """Run a node with the gateway ``args`` describe until SIGINT/SIGTERM; the exit code."""
+    from metamesh.gateway.requests import Limits
+    from metamesh.gateway.server import GatewayConfig, serve
+
+    try:
         host, port = _address(args.gateway)
         config = GatewayConfig(
             host=host, port=port, backends=tuple(args.backend), keys_file=args.keys_file,
             exploration=args.exploration, rate=args.rate, burst=max(2 * args.rate, 1.0),
-            timeout=args.backend_timeout, decision_ttl=args.decision_ttl, train=args.train,
+            timeout=args.backend_timeout, decision_ttl=args.decision_ttl, train=train,
             limits=Limits(max_body_bytes=args.max_body, max_tokens=args.max_tokens),
         )  # fmt: skip
     except MetameshError as exc:
-        sys.stderr.write(f"metamesh gateway: {exc}\n")
+        sys.stderr.write(f"metamesh {command}: {exc}\n")
         return exitcodes.CONFIG
 
     def ready(node: Node, gateway: Gateway) -> None:
         url = f"http://{host}:{gateway.port}/v1"
         if args.ready_json:
-            line = {"event": "ready", "node": node.id, "router": node.router_endpoint, "gateway": url}
+            line = {"event": "ready", "node": node.id, "pub": node.pub_endpoint, "gateway": url,
+                    "router": node.router_endpoint, "metrics_port": node.metrics_port}  # fmt: skip
             sys.stdout.write(json.dumps(line) + "\n")
             sys.stdout.flush()
         else:
-            sys.stderr.write(f"metamesh gateway: serving {url} (model 'metamesh'); Ctrl-C stops\n")
+            sys.stderr.write(f"metamesh {command}: serving {url} (model 'metamesh'); Ctrl-C stops\n")
 
     try:
         asyncio.run(serve(node_config, config, ready=ready))
     except HomeInUse as exc:
-        sys.stderr.write(f"metamesh gateway: {exc}\n")
+        sys.stderr.write(f"metamesh {command}: {exc}\n")
         return exitcodes.HOME_IN_USE
     except MetameshError as exc:
-        sys.stderr.write(f"metamesh gateway: {exc}\n")
+        sys.stderr.write(f"metamesh {command}: {exc}\n")
         return exitcodes.for_error(exc)
     return exitcodes.OK

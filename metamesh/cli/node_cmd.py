@@ -39,6 +39,7 @@ examples:
   metamesh node --home ./m1 --seed tcp://192.168.1.20:5556 --domain math  # join through a known peer
   metamesh node --home ./n1 --profile local --learner prompts  # one node of a local cluster
   metamesh node --home ./n2 --profile local --learner prompts  # ... and another beside it
+  metamesh node --home ./g1 --gateway 127.0.0.1:8080 --backend ollama:llama3.2  # learns and serves apps
 """
 
 
@@ -46,8 +47,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "node", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    from metamesh.cli.gateway_cmd import add_gateway_options  # gateway_cmd builds on this module
+
     add_network_options(p)
     add_learner_options(p)
+    add_gateway_options(p, default_address=None)
     p.set_defaults(run=run)
 
 
@@ -249,10 +253,18 @@ class _Renamed(argparse.Action):
 def run(args: argparse.Namespace, *, command: str = "node") -> int:
     overrides = {k: v for k, v in vars(args).items() if k in NODE_SETTINGS}
     try:
+        if getattr(args, "gateway", None):
+            if (overrides.get("learner") or "prompts") != "prompts":
+                raise ConfigError("--gateway serves the prompts learner's decisions; use --learner prompts")
+            overrides["learner"] = "prompts"
         config = load_config(profile=args.profile, path=args.config, overrides=overrides)
     except MetameshError as exc:
         sys.stderr.write(f"metamesh {command}: {exc}\n")
         return exitcodes.CONFIG
+    if getattr(args, "gateway", None):
+        from metamesh.cli.gateway_cmd import launch
+
+        return launch(args, config, train=True, command=command)
     try:
         return asyncio.run(_serve(config, ready_json=args.ready_json))
     except HomeInUse as exc:

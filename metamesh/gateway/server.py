@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from metamesh.gateway.security import KeyRing, RateLimiter, is_loopback, load_ke
 from metamesh.learners.prompts.decisions import Classifier, Decider, DecisionStore
 from metamesh.node.config import NodeConfig
 from metamesh.node.metrics import render
+from metamesh.node.run import run_node
 from metamesh.node.runtime import Node
 
 __all__ = ["Gateway", "GatewayConfig", "build_gateway", "serve"]
@@ -196,22 +195,10 @@ async def serve(
 ) -> None:
     """Run a node with a gateway until SIGINT/SIGTERM or ``node.request_stop()``; stops both."""
     gateway = build_gateway(node_config, config)
-    node = Node(node_config, learner=gateway.learner)
-    await node.start()
-    loop = asyncio.get_running_loop()
-    signals = handle_signals and threading.current_thread() is threading.main_thread()
-    try:
-        if signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, node.request_stop)
-        await gateway.start(node)
+
+    def started(node: Node) -> None:
         if ready is not None:
             ready(node, gateway)
-        await node.wait_stopped()
-    finally:
-        if signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(ValueError, RuntimeError):
-                    loop.remove_signal_handler(sig)
-        await gateway.stop()
-        await node.stop("signal")
+
+    await run_node(node_config, gateway.learner, ready=started, handle_signals=handle_signals,
+                   services=[gateway])  # fmt: skip

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from metamesh.node.config import NodeConfig
 from metamesh.node.learner import Learner
@@ -20,9 +21,18 @@ from metamesh.node.registry import build_learner
 from metamesh.node.runtime import Node
 from metamesh.node.state import NodeDir
 
-__all__ = ["run_node"]
+__all__ = ["Service", "run_node"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Service(Protocol):
+    """Something a node serves in its own loop beside gossip (the gateway): started once the node
+    has, stopped before it says bye."""
+
+    async def start(self, node: Node) -> object: ...
+
+    async def stop(self) -> None: ...
 
 
 async def run_node(
@@ -31,6 +41,7 @@ async def run_node(
     *,
     ready: Callable[[Node], object] | None = None,
     handle_signals: bool = True,
+    services: Sequence[Service] = (),
 ) -> None:
     """Run a node with ``config`` on the running event loop until it is stopped.
 
@@ -38,7 +49,7 @@ async def run_node(
     ``config.learner`` names is built through the ``metamesh.learners``
     registry (``"none"``: no learner, the node relays its domains' messages).
     ``ready(node)`` is called once the node's sockets are bound and it has
-    started. The node stops when SIGINT or SIGTERM arrives (when
+    started, and each of ``services`` too. The node stops when SIGINT or SIGTERM arrives (when
     ``handle_signals`` and this is the main thread's loop; the handlers are
     removed on return), when ``node.request_stop()`` is called, or when this
     coroutine is cancelled; it always says bye and writes a checkpoint first.
@@ -55,10 +66,14 @@ async def run_node(
     await node.start()
     loop = asyncio.get_running_loop()
     signals = handle_signals and threading.current_thread() is threading.main_thread()
+    started: list[Service] = []
     try:
         if signals:
             for sig in STOP_SIGNALS:
                 loop.add_signal_handler(sig, node.request_stop)
+        for service in services:
+            started.append(service)  # stopped even if it fails halfway through starting
+            await service.start(node)
         if ready is not None:
             ready(node)
         await node.wait_stopped()
@@ -67,4 +82,6 @@ async def run_node(
             for sig in STOP_SIGNALS:
                 with contextlib.suppress(ValueError, RuntimeError):
                     loop.remove_signal_handler(sig)
+        for service in reversed(started):
+            await service.stop()
         await node.stop("signal")
