@@ -23,7 +23,7 @@ from metamesh.llm.base import GenerateOptions
 from metamesh.llm.http import OpenAICompatibleLLM
 from metamesh.llm.local import LocalLLM, LocalModelServer
 from metamesh.llm.spec import parse_llm_spec
-from tests.cluster import processes_mentioning, wait_until
+from tests.cluster import processes_mentioning, reap_group, wait_until
 from tests.llm.conftest import needs_model
 
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(90)]
@@ -37,6 +37,17 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def servers_of(parent: int) -> set[int]:
+    """The llama.cpp servers that are children of ``parent`` (other tests may run servers of their own)."""
+    found = set()
+    for pid in processes_mentioning("llama_cpp.server"):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
+                found.add(pid)
+    return found
 
 
 def servers_on(port: int) -> list[int]:
@@ -194,14 +205,13 @@ def prompts_node(home: Path, *argv: str) -> Iterator[tuple[subprocess.Popen[byte
 
 @needs_model
 def test_a_node_on_llm_local_learns_and_takes_its_server_with_it(tmp_path: Path) -> None:
-    before = set(processes_mentioning("llama_cpp.server"))
     home = tmp_path / "node"
     with prompts_node(home, "--episodes", "6", "--eval-every", "6") as (proc, err):
         done = wait_until(
             lambda: [e for e in events(home) if e["event"] == "done"], 80, "the node's done event"
         )
         assert done[0]["episodes"] == 6
-        mine = set(processes_mentioning("llama_cpp.server")) - before
+        mine = servers_of(proc.pid)
         assert len(mine) == 1
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == exitcodes.OK, err.read_text()[-2000:]
@@ -211,11 +221,10 @@ def test_a_node_on_llm_local_learns_and_takes_its_server_with_it(tmp_path: Path)
 
 @needs_model
 def test_a_server_that_dies_under_a_node_is_one_line_and_the_node_lives_on(tmp_path: Path) -> None:
-    before = set(processes_mentioning("llama_cpp.server"))
     home = tmp_path / "node"
     with prompts_node(home, "--episodes", "1000", "--eval-every", "2") as (proc, err):
         wait_until(lambda: any(e["event"] == "eval" for e in events(home)), 80, "the node's first eval")
-        (server,) = set(processes_mentioning("llama_cpp.server")) - before
+        (server,) = servers_of(proc.pid)
         os.kill(server, signal.SIGKILL)
         said = wait_until(
             lambda: [line for line in err.read_text().splitlines() if "learning paused" in line],
@@ -230,3 +239,40 @@ def test_a_server_that_dies_under_a_node_is_one_line_and_the_node_lives_on(tmp_p
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == exitcodes.OK
     assert events(home)[-1]["event"] == "stop"
+
+
+@needs_model
+def test_an_experiment_whose_server_dies_stops_with_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = [
+        "experiment",
+        "prompts",
+        "--llm",
+        "local",
+        "--nodes",
+        "1",
+        "--arms",
+        "random",
+        "--episodes",
+        "1000",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metamesh", *argv, "--pace", "0", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: list(out.glob("random/*/events.jsonl")), 80, "the experiment's node to start")
+        (server,) = wait_until(lambda: servers_of(proc.pid), 10, "its server")
+        os.kill(server, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    reap_group(proc.pid, "metamesh experiment prompts")
+    assert proc.returncode == exitcodes.UNREACHABLE, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"metamesh experiment: the local model server (PID {server}, http://127.0.0.1:")
+    assert last.endswith(") was killed by SIGKILL during the run")
+    (log,) = out.glob("random/*/events.jsonl")
+    assert events(log.parent)[-1]["event"] == "stop"  # the node was stopped, its log whole
