@@ -198,11 +198,13 @@ class LocalModelServer:
 
     # -- start ---------------------------------------------------------------------------------
 
-    def _prepare(self) -> Path:
+    def preflight(self) -> Path:
+        """Check, without starting anything, what ``start`` needs: the install, the model file, a
+        free port (if one was asked for); returns the model file. Raises as ``start`` does."""
         require_installed()
         model = self.model if self.model is not None else bundled_model()
         if not model.is_file():
-            raise ConfigError(f"model file {model} does not exist; give a GGUF file with --model")
+            raise ConfigError(f"model file {model} does not exist; a GGUF model file is needed")
         if self.port is not None and not _port_free(self.host, self.port):
             raise TransportError(
                 f"port {self.port} on {self.host} is in use; pick another --port or leave it out"
@@ -257,7 +259,7 @@ class LocalModelServer:
 
     def start(self) -> LocalModelServer:
         """Start the server and block until it answers ``/v1/models``."""
-        model = self._prepare()
+        model = self.preflight()
         asked = self.port
         for attempt in range(self._attempts()):
             self._launch(model, asked if asked is not None else _any_port(self.host))
@@ -290,7 +292,7 @@ class LocalModelServer:
 
     async def astart(self) -> LocalModelServer:
         """``start`` for an event loop: awaits readiness instead of blocking it."""
-        model = self._prepare()
+        model = self.preflight()
         asked = self.port
         for attempt in range(self._attempts()):
             self._launch(model, asked if asked is not None else _any_port(self.host))

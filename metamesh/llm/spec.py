@@ -26,7 +26,9 @@ def parse_llm_spec(spec: str, *, questions: Sequence[Question], seed: int = 0) -
     if spec == "local" or spec.startswith("local:"):
         from metamesh.llm.local import LocalLLM, LocalModelServer
 
-        return LocalLLM(LocalModelServer(model=Path(spec[6:]) if spec[6:] else None))
+        server = LocalModelServer(model=Path(spec[6:]) if spec[6:] else None)
+        server.preflight()  # a missing install or model file fails now, not at the first question
+        return LocalLLM(server)
     if spec.startswith("ollama:") and len(spec) > len("ollama:"):
         from metamesh.llm.http import OllamaLLM
 

@@ -149,7 +149,7 @@ def test_a_missing_model_file_is_one_line() -> None:
     with serve("--model", "/nope.gguf") as proc:
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == exitcodes.CONFIG
-    assert err == "metamesh llm: model file /nope.gguf does not exist; give a GGUF file with --model\n"
+    assert err == "metamesh llm: model file /nope.gguf does not exist; a GGUF model file is needed\n"
     assert out == ""
 
 
@@ -276,3 +276,16 @@ def test_an_experiment_whose_server_dies_stops_with_one_line(tmp_path: Path) -> 
     assert last.endswith(") was killed by SIGKILL during the run")
     (log,) = out.glob("random/*/events.jsonl")
     assert events(log.parent)[-1]["event"] == "stop"  # the node was stopped, its log whole
+
+
+@needs_model
+def test_a_node_on_a_missing_model_file_stops_before_it_starts(tmp_path: Path) -> None:
+    home = tmp_path / "node"
+    with prompts_node(home, "--llm", "local:/nope.gguf") as (proc, err):
+        assert proc.wait(timeout=30) == exitcodes.CONFIG
+    assert (
+        err.read_text()
+        .strip()
+        .splitlines()[-1]
+        .endswith("model file /nope.gguf does not exist; a GGUF model file is needed")
+    )
