@@ -3,7 +3,8 @@
 - ``base``: the interface (``LLM``), options and completions
 - ``simulated``: the offline, deterministic default whose accuracy depends on the prompt
 - ``http``: Ollama and OpenAI-compatible servers through httpx
-- ``spec``: ``sim``, ``ollama:MODEL``, ``openai:URL:MODEL`` strings to backends
+- ``local``: llama.cpp's server on the bundled SmolLM2, started and stopped by this process
+- ``spec``: ``sim``, ``local``, ``ollama:MODEL``, ``openai:URL:MODEL`` strings to backends
 """
 
 from __future__ import annotations
