@@ -21,6 +21,7 @@ from starlette.routing import Route
 from metamesh.gateway.backends import Backend, BackendError
 from metamesh.gateway.errors import ApiError
 from metamesh.gateway.requests import parse_chat, parse_feedback, read_json, text_of
+from metamesh.gateway.routing import RouteChoice
 from metamesh.learners.prompts.decisions import Decision, DecisionForbidden, UnknownDecision
 
 if TYPE_CHECKING:
@@ -79,13 +80,18 @@ def build_app(gw: Gateway) -> Starlette:
         req = parse_chat(doc, gw.limits, category_header=request.headers.get(CATEGORY_HEADER))
         decision: Decision | None = None
         if req.model == VIRTUAL_MODEL:
-            backend = gw.default_backend()
             last = max(i for i, m in enumerate(req.messages) if m["role"] == "user")
             text = text_of(req.messages[last]["content"])
-            decision, prompt = gw.decider.decide(text, owner=request.state.owner, category=req.category)
+            category = req.category or gw.decider.classifier.classify(text)
+            route = gw.route(category, req.budget)
+            backend = gw.backends[route.backend]
+            decision, prompt = gw.decider.decide(text, owner=request.state.owner, category=category,
+                                                 backend=backend.name if gw.router else "")  # fmt: skip
             req.messages[last] = {**req.messages[last], "content": prompt}
             gw.metrics.decisions[(decision.category, decision.strategy)] += 1
+            gw.metrics.routes[(decision.category, backend.name)] += 1
         else:
+            route = None
             found = gw.backends.get(req.model)
             if found is None:
                 raise ApiError(
@@ -95,7 +101,8 @@ def build_app(gw: Gateway) -> Starlette:
         headers = {DECISION_HEADER: decision.id} if decision is not None else {}
         if req.stream:
             chunks = await _first(backend, req.messages, req.params, gw)
-            return StreamingResponse(_sse(chunks, decision, backend, gw), media_type="text/event-stream",
+            sse = _sse(chunks, decision, route, backend, gw)
+            return StreamingResponse(sse, media_type="text/event-stream",
                                      headers={**headers, "Cache-Control": "no-cache"})  # fmt: skip
         try:
             doc = await backend.chat(req.messages, req.params, gw.timeout)
@@ -104,9 +111,9 @@ def build_app(gw: Gateway) -> Starlette:
             raise ApiError(exc.status, "backend_error", str(exc), param="model") from exc
         gw.metrics.backend_calls[(backend.name, "ok")] += 1
         doc["model"] = req.model
-        if decision is not None:
+        if decision is not None and route is not None:
             gw.decider.store.with_answer(decision.id, text_of(doc["choices"][0]["message"].get("content")))
-            doc["metamesh"] = _about(decision, backend, gw, doc.get("usage"))
+            doc["metamesh"] = _about(decision, route, gw, doc.get("usage"))
         return _Json(doc, headers=headers)
 
     async def models(request: Request) -> Response:
@@ -120,7 +127,7 @@ def build_app(gw: Gateway) -> Starlette:
     async def feedback(request: Request) -> Response:
         fb = parse_feedback(await read_json(request, gw.limits))
         try:
-            decision, score = gw.decider.feedback(
+            decision, score = await gw.learner.rate(
                 fb.decision_id, owner=request.state.owner, score=fb.score, reference=fb.reference
             )
         except UnknownDecision as exc:
@@ -128,7 +135,6 @@ def build_app(gw: Gateway) -> Starlette:
         except DecisionForbidden as exc:
             raise ApiError(403, "decision_forbidden", str(exc), param="decision_id") from exc
         gw.metrics.ratings[(decision.category, decision.strategy)] += 1
-        gw.learner.note_feedback()
         return _Json({"object": "feedback", "decision_id": decision.id, "accepted": True, "score": score,
                       "category": decision.category, "strategy": decision.strategy})  # fmt: skip
 
@@ -149,16 +155,21 @@ def build_app(gw: Gateway) -> Starlette:
     return Starlette(routes=routes)
 
 
-def _about(decision: Decision, backend: Backend, gw: Gateway, usage: Any) -> dict[str, Any]:
+def _about(decision: Decision, route: RouteChoice, gw: Gateway, usage: Any) -> dict[str, Any]:
     usage = usage if isinstance(usage, dict) else {}
+    explanation = gw.decider.explain(decision)
+    if gw.router is not None:
+        explanation += "; " + gw.router.explain(decision.category, route)
     return {
         "decision": decision.id,
         "category": decision.category,
         "strategy": decision.strategy,
         "explored": decision.explored,
-        "explanation": gw.decider.explain(decision),
-        "backend": backend.name,
+        "explanation": explanation,
+        "backend": route.backend,
+        "route": {"explored": route.explored, "budget": route.budget},
         "cost": {
+            "backend": route.cost,
             "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"),
         },
@@ -189,15 +200,19 @@ async def _first(
 
 
 async def _sse(
-    chunks: AsyncIterator[dict[str, Any]], decision: Decision | None, backend: Backend, gw: Gateway
+    chunks: AsyncIterator[dict[str, Any]],
+    decision: Decision | None,
+    route: RouteChoice | None,
+    backend: Backend,
+    gw: Gateway,
 ) -> AsyncIterator[bytes]:
     text: list[str] = []
     first = True
     try:
         async for received in chunks:
             chunk = received
-            if first and decision is not None:
-                chunk = {**received, "metamesh": _about(decision, backend, gw, None)}
+            if first and decision is not None and route is not None:
+                chunk = {**received, "metamesh": _about(decision, route, gw, None)}
             first = False
             for choice in chunk.get("choices") or ():
                 delta = choice.get("delta") if isinstance(choice, dict) else None

@@ -54,6 +54,7 @@ class GatewayMetrics:
         self.decisions: Counter[tuple[str, str]] = Counter()
         self.ratings: Counter[tuple[str, str]] = Counter()
         self.backend_calls: Counter[tuple[str, str]] = Counter()
+        self.routes: Counter[tuple[str, str]] = Counter()
 
     def error(self, err: ApiError) -> None:
         self.errors[(err.status, err.code)] += 1

@@ -3,8 +3,11 @@
 :class:`GatewayLearner` is what the node hosts. It shares and merges exactly what the prompt
 learner does (Q-tables of the categories' domains, learned state only), joins the domains of the
 categories its users ask about, and checkpoints the decision store beside the learner's state so
-a restart loses no decision awaiting feedback. Its ``step`` waits for feedback (or, with
-``train=True``, runs the prompt learner's own episodes), so a share follows each rating at once.
+a restart loses no decision awaiting feedback. :meth:`rate` applies a rating and returns once
+it is in the feedback journal on disk (:mod:`metamesh.gateway.journal`), so an accepted rating
+survives even a kill before the next checkpoint; :meth:`recover` replays the journal. Its ``step``
+waits for feedback (or, with ``train=True``, runs the prompt learner's own episodes), so a share
+follows each rating at once.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from metamesh.learners.prompts.decisions import Decider
+from metamesh.gateway.journal import FeedbackJournal, Rating
+from metamesh.gateway.routing import Router
+from metamesh.learners.prompts.decisions import Decider, Decision
 from metamesh.learners.prompts.learner import PromptLearner
 from metamesh.node.learner import Learner, NodeView, Share
 from metamesh.protocol import Body, Meta
@@ -32,11 +38,49 @@ class GatewayLearner(Learner):
     publishes = PromptLearner.publishes
     accepts = PromptLearner.accepts
 
-    def __init__(self, decider: Decider, *, train: bool = False) -> None:
+    def __init__(self, decider: Decider, *, train: bool = False, router: Router | None = None) -> None:
         self.decider = decider
         self.inner = decider.learner
         self.train = train
+        self.router = router
         self.rated = asyncio.Event()
+        self.journal: FeedbackJournal | None = None
+        self.applied = 0
+        """``seq`` of the last rating applied to the learner's state (checkpointed with it)."""
+        self._compact_upto = 0
+
+    def recover(self, path: Path) -> int:
+        """Open the feedback journal at ``path`` and apply the ratings the checkpoint lacks; how many."""
+        self.journal = FeedbackJournal(path)
+        replayed = 0
+        for r in self.journal.replay():
+            if r.seq > self.applied:
+                self._apply(r.category, r.strategy, r.backend, r.score)
+                self.decider.store.pop(r.decision)
+                self.applied = r.seq
+                replayed += 1
+        self.journal.seq = max(self.journal.seq, self.applied)
+        self.journal.open()
+        return replayed
+
+    def _apply(self, category: str, strategy: str, backend: str, score: float) -> None:
+        self.decider.apply(category, strategy, score)
+        if self.router is not None and backend:
+            self.router.observe(category, backend, score)
+
+    async def rate(
+        self, decision_id: str, *, owner: str, score: float | None, reference: str | None
+    ) -> tuple[Decision, float]:
+        """Apply a rating (see :meth:`Decider.feedback` for its refusals); returns once it is durable."""
+        decision, value = self.decider.feedback(decision_id, owner=owner, score=score, reference=reference)
+        if self.router is not None and decision.backend:
+            self.router.observe(decision.category, decision.backend, value)
+        self.note_feedback()
+        if self.journal is not None:
+            self.applied = seq = self.journal.next_seq()
+            await self.journal.append(Rating(seq, decision.id, decision.category, decision.strategy,
+                                             decision.backend, value))  # fmt: skip
+        return decision, value
 
     def note_feedback(self) -> None:
         """A rating arrived: the next share should go out now."""
@@ -72,16 +116,27 @@ class GatewayLearner(Learner):
         return {**self.inner.summary(), "decisions": d.decided, "ratings": d.rated, "awaiting": len(d.store)}
 
     def state(self) -> dict[str, Any]:
-        return {
+        taken = {
             "prompts": self.inner.state(),
             "decisions": self.decider.store.state(),
             "seen": sorted(self.decider.seen),
+            "journal_seq": self.applied,
+            "rated": self.decider.rated,
+            "routes": self.router.state() if self.router is not None else [],
         }
+        if self.journal is not None:  # the previous checkpoint is on disk by now: drop what it holds
+            self.journal.compact(self._compact_upto)
+        self._compact_upto = self.applied
+        return taken
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         self.inner.load_state(state.get("prompts", {}))
         self.decider.store.load_state(state.get("decisions", []))
         self.decider.seen.update(str(c) for c in state.get("seen", []))
+        self.applied = self._compact_upto = int(state.get("journal_seq", 0))
+        self.decider.rated = int(state.get("rated", 0))
+        if self.router is not None:
+            self.router.load_state(state.get("routes", []))
 
     def attach(self, node: NodeView) -> None:
         self.inner.attach(node)

@@ -6,6 +6,7 @@ Untrusted input is reported, never asserted on: each check raises an
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,8 @@ class ChatRequest:
     stream: bool = False
     params: dict[str, Any] = field(default_factory=dict)
     category: str | None = None
+    budget: float | None = None
+    """The request's cost budget for routing (``metadata.budget``, a number as a string)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,8 +141,21 @@ def parse_chat(doc: dict[str, Any], limits: Limits, *, category_header: str | No
     category = (metadata or {}).get("category", category_header)
     if category is not None and (not isinstance(category, str) or not 0 < len(category) <= 64):
         raise _bad("metadata.category", "'metadata.category' must be a string of 1 to 64 characters")
+    budget = _budget((metadata or {}).get("budget"))
     return ChatRequest(model=model, messages=messages, stream=stream, params=params,
-                       category=category.lower() if category else None)  # fmt: skip
+                       category=category.lower() if category else None, budget=budget)  # fmt: skip
+
+
+def _budget(value: object) -> float | None:
+    if value is None:
+        return None
+    budget = -1.0
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            budget = float(value)
+    if not 0.0 <= budget < float("inf"):
+        raise _bad("metadata.budget", "'metadata.budget' must be a number >= 0 (as a string, e.g. \"2.5\")")
+    return budget
 
 
 def parse_feedback(doc: dict[str, Any]) -> Feedback:

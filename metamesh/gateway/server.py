@@ -14,7 +14,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +24,10 @@ from metamesh.errors import ConfigError, TransportError
 from metamesh.gateway.app import build_app
 from metamesh.gateway.backends import Backend, parse_backend
 from metamesh.gateway.errors import GatewayMetrics
+from metamesh.gateway.journal import JOURNAL_NAME
 from metamesh.gateway.learner import GatewayLearner
 from metamesh.gateway.requests import Limits
+from metamesh.gateway.routing import RouteChoice, Router
 from metamesh.gateway.security import KeyRing, RateLimiter, is_loopback, load_keys_file
 from metamesh.learners.prompts.decisions import Classifier, Decider, DecisionStore
 from metamesh.node.config import NodeConfig
@@ -58,6 +60,10 @@ class GatewayConfig:
     max_decisions: int = 100_000
     train: bool = False
     """Also run the prompt learner's own episodes on its questions (``--llm``)."""
+    costs: Mapping[str, float] = field(default_factory=dict)
+    """Cost of one request per backend name (default 1), for routing within a budget."""
+    budget: float | None = None
+    """Default cost budget of a request to the virtual model (None: any backend)."""
 
 
 class _InLoopServer(uvicorn.Server):
@@ -85,6 +91,7 @@ class Gateway:
         self.config = config
         self.learner = learner
         self.decider = learner.decider
+        self.router = learner.router
         self.backends: dict[str, Backend] = {}
         for b in backends:
             if b.name in self.backends or b.name == "metamesh":
@@ -109,6 +116,13 @@ class Gateway:
     def default_backend(self) -> Backend:
         return next(iter(self.backends.values()))
 
+    def route(self, category: str, budget: float | None) -> RouteChoice:
+        """The backend for a request to the virtual model: the router's choice, else the first backend."""
+        if self.router is not None:
+            return self.router.choose(category, budget)
+        b = self.default_backend()
+        return RouteChoice(b.name, False, budget, self.config.costs.get(b.name, 1.0))
+
     def render_metrics(self) -> str:
         own = render(self.node.status()) if self.node is not None else ""
         return own + self.metrics.render()
@@ -116,6 +130,9 @@ class Gateway:
     async def start(self, node: Node) -> int:
         """Start the backends, bind, serve on this loop; returns the port once connections are accepted."""
         self.node = node
+        replayed = self.learner.recover(Path(node.config.home) / JOURNAL_NAME)
+        if replayed:
+            log.info("gateway replayed %d ratings from its feedback journal", replayed)
         for b in self.backends.values():
             await b.start()
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
@@ -157,6 +174,8 @@ class Gateway:
         for b in self.backends.values():
             with contextlib.suppress(Exception):
                 await b.aclose()
+        if self.learner.journal is not None:
+            await self.learner.journal.aclose()
 
 
 def build_gateway(
@@ -181,8 +200,15 @@ def build_gateway(
     classifier = Classifier((q.question, q.category) for q in questions)
     decider = Decider(prompts, store=store, classifier=classifier, epsilon=config.exploration,
                       seed=node_config.random_seed)  # fmt: skip
-    learner = GatewayLearner(decider, train=config.train)
     made = list(backends) if backends is not None else [parse_backend(s) for s in config.backends]
+    unknown = sorted(set(config.costs) - {b.name for b in made})
+    if unknown:
+        raise ConfigError(f"--backend-cost names no backend: {', '.join(unknown)}")
+    router = None
+    if len(made) > 1:
+        router = Router([b.name for b in made], config.costs, budget=config.budget,
+                        epsilon=config.exploration, seed=node_config.random_seed)  # fmt: skip
+    learner = GatewayLearner(decider, train=config.train, router=router)
     return Gateway(config, learner, made)
 
 

@@ -63,6 +63,8 @@ class Decision:
     explored: bool
     created: float
     answer: str = ""
+    backend: str = ""
+    """The model that answered (the gateway's routing choice; empty when it had one choice)."""
 
 
 class DecisionStore:
@@ -91,7 +93,7 @@ class DecisionStore:
         if found is not None:
             d = found
             self._items[decision_id] = Decision(
-                d.id, d.owner, d.category, d.strategy, d.explored, d.created, answer[:ANSWER_KEPT]
+                d.id, d.owner, d.category, d.strategy, d.explored, d.created, answer[:ANSWER_KEPT], d.backend
             )
 
     def get(self, decision_id: str) -> Decision | None:
@@ -121,10 +123,11 @@ class DecisionStore:
 
     def load_state(self, rows: Iterable[Any]) -> None:
         for row in rows:
-            if isinstance(row, (list, tuple)) and len(row) == 7:
-                i, owner, cat, strat, explored, created, answer = row
+            if isinstance(row, (list, tuple)) and len(row) in (7, 8):
+                i, owner, cat, strat, explored, created, answer = row[:7]
+                backend = str(row[7]) if len(row) == 8 else ""
                 self.put(Decision(str(i), str(owner), str(cat), str(strat), bool(explored),
-                                  float(created), str(answer)))  # fmt: skip
+                                  float(created), str(answer), backend))  # fmt: skip
         self.expire()
 
 
@@ -174,16 +177,18 @@ class Decider:
         self.rated = 0
         self.seen: set[str] = set()
 
-    def decide(self, text: str, *, owner: str, category: str | None = None) -> tuple[Decision, str]:
-        """A decision for ``text`` and the prompt to send (the strategy's template applied to it)."""
+    def decide(
+        self, text: str, *, owner: str, category: str | None = None, backend: str = ""
+    ) -> tuple[Decision, str]:
+        """A decision for ``text`` and the prompt to send (the strategy's template applied to it);
+        ``backend`` is recorded with it (the model the caller routes it to)."""
         learner = self.learner
         cat = category or self.classifier.classify(text)
         row = learner.view(cat)
         greedy_only = choose(row, 0.0, random.Random(0))
         action = choose(row, self.epsilon, self.rng)
-        decision = Decision(
-            secrets.token_hex(12), owner, cat, learner.actions[action], action != greedy_only, time.time()
-        )
+        decision = Decision(secrets.token_hex(12), owner, cat, learner.actions[action],
+                            action != greedy_only, time.time(), backend=backend)  # fmt: skip
         self.store.put(decision)
         self.decided += 1
         self.seen.add(cat)
@@ -219,14 +224,21 @@ class Decider:
         if score is None:
             score = score_answer(decision.answer, reference or "", ())
         score = min(max(float(score), 0.0), 1.0)
-        learner = self.learner
-        action = learner.actions.index(decision.strategy)
-        row = learner.own.setdefault(decision.category, QRow.zeros(len(learner.actions)))
-        update(row, action, reward(score), alpha=learner.config.alpha)
-        learner.monitor.observe(f"{decision.category}:{decision.strategy}", score)
+        self.apply(decision.category, decision.strategy, score)
         self.store.pop(decision_id)
-        self.rated += 1
         return decision, score
+
+    def apply(self, category: str, strategy: str, score: float) -> None:
+        """The learner's reward for one rating in [0, 1] (also what a journal replay applies)."""
+        learner = self.learner
+        if strategy not in learner.actions:
+            return  # a strategy this node no longer has (its configuration changed)
+        action = learner.actions.index(strategy)
+        row = learner.own.setdefault(category, QRow.zeros(len(learner.actions)))
+        update(row, action, reward(score), alpha=learner.config.alpha)
+        learner.monitor.observe(f"{category}:{strategy}", score)
+        self.seen.add(category)
+        self.rated += 1
 
     def best(self) -> Mapping[str, str]:
         """The greedy strategy per category seen, on the merged view (what a user now gets)."""
