@@ -217,7 +217,7 @@ class LocalModelServer:
         args = [
             sys.executable, "-c", _LAUNCH, str(os.getpid()),
             "--model", str(model), "--host", self.host, "--port", str(port),
-            "--n_ctx", str(self.n_ctx), "--model_alias", self.alias,
+            "--n_ctx", str(self.n_ctx), "--model_alias", self.alias, "--verbose", "False",
         ]  # fmt: skip
         self._proc = subprocess.Popen(
             args,
@@ -244,7 +244,9 @@ class LocalModelServer:
             return TransportError(
                 f"port {self.port} on {self.host} is in use; pick another --port or leave it out"
             )
-        last = next((ln.strip() for ln in reversed(tail.splitlines()) if ln.strip()), "no output")
+        # The cause is the last error before "Exception ignored in" (llama-cpp's __del__ noise after it).
+        lines = [ln.strip() for ln in tail.split("Exception ignored in")[0].splitlines() if ln.strip()]
+        last = next((ln for ln in reversed(lines) if "Error:" in ln), lines[-1] if lines else "no output")
         return LLMUnavailable(
             f"the local model server exited ({self.exit_code()}) before it was ready: {last[:200]}"
         )

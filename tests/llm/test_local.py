@@ -289,3 +289,17 @@ def test_a_node_on_a_missing_model_file_stops_before_it_starts(tmp_path: Path) -
         .splitlines()[-1]
         .endswith("model file /nope.gguf does not exist; a GGUF model file is needed")
     )
+
+
+@needs_model
+def test_a_file_that_is_not_a_model_is_one_line_naming_why(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_text("not a model")
+    with serve("--model", str(bad)) as proc:
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == exitcodes.UNREACHABLE
+    last = err.strip().splitlines()[-1]
+    assert last == (
+        "metamesh llm: the local model server exited (1) before it was ready: "
+        f"ValueError: Failed to load model from file: {bad}"
+    )
