@@ -1,4 +1,4 @@
-"""``metamesh keys generate``: a CurveZMQ keypair for a node."""
+"""``metamesh keys generate``: a CurveZMQ keypair for a node; ``metamesh keys api``: a gateway's API key."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from metamesh.cli import exitcodes
 from metamesh.errors import MetameshError
 
-HELP = "make a CurveZMQ keypair so nodes encrypt and admit only allowlisted peers"
+HELP = "make a CurveZMQ keypair (nodes encrypt and admit only allowlisted peers) or a gateway API key"
 
 DESCRIPTION = """\
 Write node.key (public) and node.key_secret (secret, mode 0600) into DIR.
@@ -37,6 +37,39 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     g.add_argument("--force", action="store_true", help="replace an existing keypair")
     g.set_defaults(run=run)
+    a = ksub.add_parser(
+        "api",
+        help="add an API key for an application to a gateway's keys file",
+        description=API_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    a.add_argument("--file", type=Path, required=True, help="the keys file (made, mode 0600, if missing)")
+    a.add_argument("--name", required=True, help="who the key is for (owns its decisions; shown in logs)")
+    a.set_defaults(run=run_api)
+
+
+API_DESCRIPTION = """\
+Make a random API key for NAME, append "NAME KEY" to the keys file, and print the key
+once (it is not shown again; the file holds it). Start or restart the gateway with
+--keys-file FILE; clients send Authorization: Bearer KEY (the openai client: api_key=KEY).
+
+example:
+  metamesh keys api --file ./api-keys --name app1
+  metamesh gateway --home ./gw --backend local --gateway 0.0.0.0:8080 --keys-file ./api-keys
+"""
+
+
+def run_api(args: argparse.Namespace) -> int:
+    from metamesh.gateway.security import add_api_key
+
+    try:
+        key = add_api_key(args.file, args.name)
+    except MetameshError as exc:
+        sys.stderr.write(f"metamesh keys: {exc}\n")
+        return exitcodes.CONFIG
+    sys.stderr.write(f"added key {args.name!r} to {args.file}; it is printed once, below\n")
+    sys.stdout.write(key + "\n")
+    return exitcodes.OK
 
 
 def run(args: argparse.Namespace) -> int:

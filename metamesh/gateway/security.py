@@ -4,23 +4,50 @@ A keys file has one key per line, ``NAME KEY`` (or a bare ``KEY``, named by its 
 characters); blank lines and ``#`` comments are skipped. A key's *name* owns the decisions made
 for it (feedback on another key's decision is refused) and appears in logs; the key never does.
 Keys are compared in constant time. :class:`RateLimiter` is a token bucket per key name.
+:func:`add_api_key` makes a key and appends it to a keys file (``metamesh keys api``).
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
+import re
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from metamesh.errors import ConfigError
 
-__all__ = ["ANONYMOUS", "KeyRing", "RateLimiter", "is_loopback", "load_keys_file"]
+__all__ = ["ANONYMOUS", "KeyRing", "RateLimiter", "add_api_key", "is_loopback", "load_keys_file"]
 
 #: The owner of every decision on a gateway without keys (loopback only).
 ANONYMOUS = "anonymous"
 MIN_KEY_CHARS = 16
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
+
+
+def add_api_key(path: Path, name: str) -> str:
+    """A new random key for ``name``, appended to the keys file at ``path`` (made with mode 0600).
+
+    ConfigError for a name that is not 1-64 letters, digits, ``_.@-`` or that the file already
+    lists, or a file that cannot be read or written. Returns the key: it is shown once, never logged.
+    """
+    if not _NAME.match(name) or name == ANONYMOUS:
+        raise ConfigError(f"API key name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
+    if path.exists():
+        names = set(load_keys_file(path).values()) if path.read_text(encoding="utf-8").strip() else set()
+        if name in names:
+            raise ConfigError(f"{path} already has a key named {name!r}")
+    key = "mm-" + secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(f"{name} {key}\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the API keys file {path}: {exc.strerror or exc}") from exc
+    return key
 
 
 def load_keys_file(path: Path) -> dict[str, str]:
