@@ -5,9 +5,12 @@ validate, dedup, dispatch in a real Node) next to raw pyzmq asyncio PUB/SUB
 with one ``await recv_multipart()`` per message and with non-blocking
 draining, for the same payload; then 40 MB deltas, metamesh against raw
 pyzmq for the same bytes. Targets: metamesh >= 2x the one-await raw figure
-for insights; >= 0.8 of raw bandwidth for 40 MB deltas.
+for insights; >= 0.8 of raw bandwidth for 40 MB deltas. ``--signed`` runs the
+insights again as a node runs by default with a keys directory (CurveZMQ on
+every socket, every message origin-signed and verified): target >= 0.5x the
+unsigned rate of the same run.
 
-Run: ``python bench/bus.py`` (``--quick`` for a shorter run)
+Run: ``python bench/bus.py`` (``--quick`` for a shorter run, ``--signed`` for the signed run too)
 """
 
 from __future__ import annotations
@@ -127,12 +130,31 @@ def raw_run(frames: list[Any], count: int, mode: str) -> float:
 # -- metamesh -------------------------------------------------------------------------------
 
 
-def _mm_sender(home: str, q: Any, go: Any, done: Any, body_kind: str, nbytes: int, count: int) -> None:
+def make_keys(root: Path) -> dict[str, str]:
+    """A keys directory for the sender and the receiver, each authorizing the other."""
+    from metamesh.gossip.keys import generate_keys
+
+    dirs = {n: root / f"keys-{n}" for n in ("sender", "receiver")}
+    for d in dirs.values():
+        generate_keys(d)
+    for trusting, d in dirs.items():
+        for trusted, other in dirs.items():
+            if trusted != trusting:
+                (d / "authorized" / f"{trusted}.key").write_text((other / "node.key").read_text())
+    return {n: str(d) for n, d in dirs.items()}
+
+
+def _mm_sender(
+    home: str, q: Any, go: Any, done: Any, body_kind: str, nbytes: int, count: int, keys: str | None
+) -> None:
     from metamesh.node.config import load_config
     from metamesh.node.runtime import Node
 
     async def main() -> None:
-        cfg = load_config(profile="local", overrides={"home": home, "name": "sender", "domain": [DOMAIN]})
+        extra: dict[str, Any] = {"keys": keys} if keys else {}
+        cfg = load_config(
+            profile="local", overrides={"home": home, "name": "sender", "domain": [DOMAIN], **extra}
+        )
         cfg = type(cfg)(**{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "send_hwm": 100_000})
         async with Node(cfg) as node:
             q.put(node.router_endpoint)
@@ -152,16 +174,19 @@ def _mm_sender(home: str, q: Any, go: Any, done: Any, body_kind: str, nbytes: in
     asyncio.run(main())
 
 
-def mm_run(body_kind: str, nbytes: int, count: int) -> float:
-    """Messages per second received and fully processed by a metamesh Node."""
+def mm_run(body_kind: str, nbytes: int, count: int, *, signed: bool = False) -> float:
+    """Messages per second received and fully processed by a metamesh Node (``signed``: with
+    keys, as a node runs by default: Curve on every socket, origin signatures verified)."""
     from metamesh.node.config import load_config
     from metamesh.node.runtime import Node
 
     mpc = mp.get_context("spawn")
     q, go, done = mpc.Queue(), mpc.Event(), mpc.Event()
     with tempfile.TemporaryDirectory() as tmp:
+        keys = make_keys(Path(tmp)) if signed else {}
         sender = mpc.Process(
-            target=_mm_sender, args=(str(Path(tmp, "s")), q, go, done, body_kind, nbytes, count)
+            target=_mm_sender,
+            args=(str(Path(tmp, "s")), q, go, done, body_kind, nbytes, count, keys.get("sender")),
         )
         sender.start()
         router = q.get(timeout=30)
@@ -172,13 +197,17 @@ def mm_run(body_kind: str, nbytes: int, count: int) -> float:
                 overrides={
                     "home": str(Path(tmp, "r")),
                     "name": "receiver",
-                    "seed": [router],
+                    "seed": [f"sender@{router}" if signed else router],
                     "domain": [DOMAIN],
+                    **({"keys": keys["receiver"]} if signed else {}),
                 },
             )
             cfg = type(cfg)(**{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "recv_hwm": 100_000})
             async with Node(cfg) as node:
+                deadline = time.monotonic() + 60
                 while not node.membership.alive():
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the sender never answered")
                     await asyncio.sleep(0.01)
                 await asyncio.sleep(0.3)
                 go.set()
@@ -189,7 +218,9 @@ def mm_run(body_kind: str, nbytes: int, count: int) -> float:
                 base = node.counters.received[kind]
                 while node.counters.received[kind] - base < count:
                     await asyncio.sleep(0.001)
-                return (node.counters.received[kind] - base) / (time.perf_counter() - start)
+                rate = (node.counters.received[kind] - base) / (time.perf_counter() - start)
+                assert node.transport.encrypted == signed, "the signed run runs with keys"
+                return rate
 
         rate = asyncio.run(main())
         done.set()
@@ -204,6 +235,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--signed", action="store_true", help="also run insights signed (keys on)")
     args = parser.parse_args()
     from metamesh.protocol import Envelope, encode
 
@@ -217,7 +249,12 @@ def main() -> None:
     print(f"  raw pyzmq asyncio, one await per message  {raw_await:>10,.0f} msg/s")
     print(f"  raw pyzmq asyncio, non-blocking drain     {raw_drain:>10,.0f} msg/s")
     print(f"  metamesh full path (decode+validate+dispatch) {mm:>10,.0f} msg/s")
-    print(f"  metamesh / one-await raw = {mm / raw_await:.2f} (target >= 2)")
+    print(f"  metamesh / one-await raw = {mm / raw_await:.2f} (target >= 2)", end="")
+    print(f"; / drained ceiling = {mm / raw_drain:.2f}")
+    if args.signed:
+        mm_signed = mm_run("insight", 0, n, signed=True)
+        print(f"  metamesh signed (Curve + origin signatures) {mm_signed:>10,.0f} msg/s")
+        print(f"  signed / unsigned = {mm_signed / mm:.2f} (target >= 0.5)")
     nbytes = 40 * 1024 * 1024
     k = 10 if args.quick else 30
     dframes = encode(Envelope("sender", 1, DOMAIN, _delta(nbytes), time.time(), hops=0))

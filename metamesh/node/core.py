@@ -18,6 +18,7 @@ from metamesh.node.config import NodeConfig
 from metamesh.node.counters import Counters
 from metamesh.node.state import NodeDir
 from metamesh.protocol import Body, Envelope, Signer, Verifier, encode
+from metamesh.protocol.batch import BATCH_MAX, UNBATCHED_KINDS, batch_frames
 
 __all__ = ["Core"]
 
@@ -45,6 +46,11 @@ class Core:
         self.stopped = False
         self.stopping = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
+        #: Messages published in this turn of the loop, by (domain, hops), sent at its end.
+        self._pending: dict[tuple[str, int], list[list[Any]]] = {}
+        self._flush: asyncio.Handle | None = None
+        self.batch_max = BATCH_MAX
+        """Members per batch; 1 sends every message alone (a network with version-1 peers)."""
 
     @property
     def wire(self) -> Transport:
@@ -70,13 +76,50 @@ class Core:
         )
 
     def publish(self, domain: str, body: Body, *, hops: int | None = None) -> tuple[Envelope, list[Any]]:
-        """Encode and publish; returns the envelope and its frames. Never blocks."""
+        """Encode and publish; returns the envelope and its frames (a message alone, signed when
+        the node signs: what the node keeps and serves). Never blocks.
+
+        Small messages (no arrays) published in one turn of the loop are coalesced per domain and
+        hop count and sent at its end: one alone as itself, several as one batch frame
+        (PROTOCOL.md section 2.2). Anything else goes out at once, after what is pending.
+        """
         env = self.envelope(domain, body, hops=hops)
         frames = encode(env, signer=self.signer)
-        self.wire.publish(frames)
         self.counters.sent[body.KIND] += 1
         self.counters.bytes_sent += sum(memoryview(f).nbytes for f in frames)
+        if body.ARRAYS or body.KIND in UNBATCHED_KINDS or self.batch_max <= 1:
+            self.flush()
+            self.wire.publish(frames)
+            return env, frames
+        key = (domain, env.hops)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = []
+        pending.append(frames)
+        if len(pending) >= self.batch_max:
+            self._send(key, self._pending.pop(key))
+        if self._flush is None:
+            try:
+                self._flush = asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop running: nothing will come back to send it
+                self.flush()
         return env, frames
+
+    def flush(self) -> None:
+        """Send what is pending now (also done at the end of every turn of the loop)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        pending, self._pending = self._pending, {}
+        for key, members in pending.items():
+            self._send(key, members)
+
+    def _send(self, key: tuple[str, int], members: list[list[Any]]) -> None:
+        if len(members) == 1:
+            self.wire.publish(members[0])
+        elif members:
+            self.wire.publish(batch_frames(self.id, key[0], key[1], members, signer=self.signer))
+            self.counters.sent["batch"] += 1
 
     # -- tasks -----------------------------------------------------------------
 
@@ -98,6 +141,7 @@ class Core:
             self.stopping.set()
 
     async def cancel_tasks(self, timeout: float) -> None:
+        self.flush()
         for task in self.tasks:
             task.cancel()
         if self.tasks:

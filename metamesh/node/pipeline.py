@@ -37,11 +37,15 @@ from metamesh.protocol import (
     SnapshotRequest,
     relay_frames,
 )
+from metamesh.protocol.batch import UNBATCHED_KINDS, decode_batch, is_batch, relay_batch
 
-__all__ = ["LAZY_KINDS", "MEMBERSHIP_KINDS", "Pipeline"]
+__all__ = ["LAZY_KINDS", "MEMBERSHIP_KINDS", "UNRELAYED_KINDS", "Pipeline"]
 
 log = logging.getLogger(__name__)
 
+#: Kinds never relayed: a leave concerns its linked peers only, and direct requests published
+#: instead of sent (PROTOCOL.md section 2.1) are not acted on at all.
+UNRELAYED_KINDS = frozenset({"bye"}) | UNBATCHED_KINDS
 #: Kinds that keep a quarantined peer known as alive; everything else of it is ignored.
 MEMBERSHIP_KINDS = frozenset({"hello", "heartbeat", "bye"})
 #: Kinds relayed by ``ihave`` when large: learner state and the coordinator's meta-parameters.
@@ -82,16 +86,55 @@ class Pipeline:
     def on_published(self, frames: list[Any]) -> None:
         """One message from the subscriber (the transport's receive loop calls this)."""
         core = self._core
-        size = sum(memoryview(f).nbytes for f in frames)
+        size = 0
+        for frame in frames:
+            size += len(frame)
         core.counters.bytes_received += size
+        if is_batch(frames[0]):
+            self._on_batch(frames, size)
+            return
         env = self._decode(frames, self._known)
         if env is None:
             return
+        if self._fresh(env):
+            self.accept(env, env.hops, size)
+
+    def _fresh(self, env: Envelope) -> bool:
         age = time.time() - env.created
-        if age > core.config.max_message_age or -age > core.config.max_clock_skew:
-            core.counters.reject((Reason.STALE if age > 0 else Reason.FUTURE).value, env.sender)
+        if age > self._core.config.max_message_age or -age > self._core.config.max_clock_skew:
+            self._core.counters.reject((Reason.STALE if age > 0 else Reason.FUTURE).value, env.sender)
+            return False
+        return True
+
+    def _on_batch(self, frames: list[Any], size: int) -> None:
+        """A batch (PROTOCOL.md section 2.2): checked whole, its members delivered one by one, and
+        relayed whole, as its author signed it, only if no member was refused and one was new."""
+        core = self._core
+        try:
+            sender, members = decode_batch(frames, core.config.limits, verify=core.verifier)
+        except ProtocolError as exc:  # counted as the decoder counts a single message's refusal
+            author = exc.author if exc.author is not None and exc.author != core.id else None
+            core.counters.reject(exc.reason.value, author or "unknown")
+            if author is not None:
+                self._trust.blame(author, exc.reason.value)
+            log.debug("rejected a batch: %s", exc)
             return
-        self.accept(env, env.hops, size)
+        if sender == core.id:
+            core.counters.dropped["duplicate"] += len(members)
+            return
+        core.counters.received["batch"] += 1
+        new = refused = 0
+        hops = members[0].hops
+        for env in members:
+            if not self._fresh(env):
+                refused += 1
+                continue
+            verdict = self.deliver(env)
+            new += verdict is not None
+            refused += verdict is False
+        if new and not refused and hops > 0:
+            core.wire.publish(relay_batch(frames, hops))
+            core.counters.relayed["batch"] += 1
 
     def _known(self, sender: str, seq: int) -> bool:
         """Our own message come back, or one already delivered: not worth reading its arrays."""
@@ -102,18 +145,24 @@ class Pipeline:
             raise ProtocolError(Reason.REPLAYED, f"{sender}#{seq} is below its replay window")
         return verdict is Verdict.DUPLICATE
 
-    def accept(self, env: Envelope, hops: int, size: int) -> None:
-        """Deliver a message once and, if every check passed, relay it on."""
+    def deliver(self, env: Envelope) -> bool | None:
+        """Deliver a message once: None if it was not new, else whether it passed every check
+        (and may be relayed)."""
         core = self._core
         verdict = self.replay.accept(env.sender, env.seq)
         if verdict is not Verdict.NEW:
             core.counters.dropped["duplicate" if verdict is Verdict.DUPLICATE else "too_old"] += 1
-            return
+            return None
         if self._trust.quarantined(env.sender) and env.kind not in MEMBERSHIP_KINDS:
             core.counters.reject(Reason.QUARANTINED.value, env.sender)  # neither merged nor relayed
-            return
+            return False
         core.counters.received[env.kind] += 1
-        if not self.apply(env) or hops <= 0 or env.kind == "bye":
+        return self.apply(env)
+
+    def accept(self, env: Envelope, hops: int, size: int) -> None:
+        """Deliver a message once and, if every check passed, relay it on."""
+        core = self._core
+        if not self.deliver(env) or hops <= 0 or env.kind in UNRELAYED_KINDS:
             return
         if not (env.kind in LAZY_KINDS and 0 < core.config.lazy_relay_bytes < size):
             core.wire.publish(relay_frames(env))

@@ -25,7 +25,15 @@ from metamesh.protocol.envelope import PROTOCOL_MAX, PROTOCOL_MIN, Envelope, is_
 from metamesh.protocol.kinds import KINDS, Body
 from metamesh.protocol.limits import LAN, Limits
 
-__all__ = ["Signer", "Verifier", "decode", "encode", "relay_frames", "signed_parts"]
+__all__ = [
+    "Signer",
+    "Verifier",
+    "decode",
+    "encode",
+    "relay_frames",
+    "signed_parts",
+    "topic_of",
+]
 
 #: Signs the bytes of ``signed_parts`` and returns the signature.
 Signer = Callable[[Sequence[Any]], bytes]
@@ -186,6 +194,7 @@ def decode(
     *,
     skip: Callable[[str, int], bool] | None = None,
     verify: Verifier | None = None,
+    member: bool = False,
 ) -> Envelope:
     """Validate and decode one received multipart message.
 
@@ -195,7 +204,8 @@ def decode(
     and arrays are read: True raises ``DUPLICATE``, so a relayed copy of a
     large delta costs a header parse, not a pass over its arrays.
     ``verify`` checks the origin signature next, before the body and arrays
-    are read; errors after that point carry ``author``.
+    are read; errors after that point carry ``author``. ``member``: a batch
+    member under its batch's topic (``metamesh.protocol.batch``), of the kind its header names.
     """
     n_frames = len(frames)
     if n_frames < 2:
@@ -216,14 +226,16 @@ def decode(
     try:
         h = _DECODER.decode(head)
     except msgspec.ValidationError as exc:
-        raise _refused(frames, head, domain, kind, exc, skip=skip, verify=verify) from None
+        raise _refused(
+            frames, head, domain, None if member else kind, exc, skip=skip, verify=verify
+        ) from None
     except _DECODE_ERRORS as exc:
         raise ProtocolError(Reason.BAD_HEADER, f"{type(exc).__name__}: {exc}") from None
     sender, seq, signed = h.s, h.n, h.g
-    if not (PROTOCOL_MIN <= h.v <= PROTOCOL_MAX and _KIND_OF[type(h)] == kind and h.d == domain) or (
-        sender not in _KNOWN_NAMES and not is_name(sender)
-    ):
-        _check_envelope(h, _KIND_OF[type(h)], domain, kind)
+    if not (
+        PROTOCOL_MIN <= h.v <= PROTOCOL_MAX and (member or _KIND_OF[type(h)] == kind) and h.d == domain
+    ) or (sender not in _KNOWN_NAMES and not is_name(sender)):
+        _check_envelope(h, _KIND_OF[type(h)], domain, _KIND_OF[type(h)] if member else kind)
     if skip is not None and skip(sender, seq):
         raise ProtocolError(Reason.DUPLICATE, f"{sender}#{seq}")
     signature = _verify(frames, sender, signed, verify) if signed or verify is not None else None
@@ -236,6 +248,14 @@ def decode(
         exc.author = sender
         raise
     return Envelope(sender, seq, domain, body, h.t, hops, h.r, h.v, signature, tuple(frames[1:]))
+
+
+def topic_of(raw: Any, limits: Limits = LAN) -> tuple[str, str, int]:
+    """Domain, kind and hops of a received topic frame; raises ``bad_topic``."""
+    known = _TOPICS.get(raw if type(raw) is bytes else bytes(memoryview(raw)))
+    if known is not None and known[2] <= limits.max_hops:
+        return known
+    return _parse_topic(raw, limits)
 
 
 def _check_envelope(h: Any, k: Any, domain: str, kind: str) -> None:
@@ -264,7 +284,7 @@ def _refused(
     frames: Sequence[Any],
     head: Any,
     domain: str,
-    kind: str,
+    kind: str | None,
     exc: msgspec.ValidationError,
     *,
     skip: Callable[[str, int], bool] | None,
@@ -292,7 +312,7 @@ def _refused(
         return _field_error(str(loose))
     except _DECODE_ERRORS as broken:
         return ProtocolError(Reason.BAD_HEADER, f"{type(broken).__name__}: {broken}")
-    _check_envelope(h, h.k, domain, kind)
+    _check_envelope(h, h.k, domain, h.k if kind is None else kind)
     if skip is not None and skip(h.s, h.n):
         return ProtocolError(Reason.DUPLICATE, f"{h.s}#{h.n}")
     _verify(frames, h.s, h.g, verify)

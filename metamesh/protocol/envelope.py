@@ -17,8 +17,10 @@ import msgspec
 from metamesh.protocol.kinds.base import Body
 
 __all__ = [
+    "BATCH_VERSION",
     "DEFAULT_HOPS",
     "GLOBAL_DOMAIN",
+    "MESSAGE_VERSION",
     "PROTOCOL_MAX",
     "PROTOCOL_MIN",
     "Envelope",
@@ -29,10 +31,17 @@ __all__ = [
 
 #: Oldest protocol version this code accepts.
 PROTOCOL_MIN = 1
-#: Newest protocol version this code speaks; what it sends.
+#: Newest protocol version this code speaks.
 #: 1 — envelope with version, kind, sender, sequence, created-at, domain,
 #:     reply-to and signed flag; 14 kinds; arrays as raw frames; hops in the topic.
-PROTOCOL_MAX = 1
+#: 2 — adds the batch frame (``metamesh.protocol.batch``, PROTOCOL.md section 2.2): many
+#:     small messages of one author in one multipart message, one signature for all.
+#:     Single messages are unchanged and still carry ``v`` = 1.
+PROTOCOL_MAX = 2
+#: The ``v`` of a single message: its format has not changed since version 1.
+MESSAGE_VERSION = 1
+#: The ``v`` of a batch header, the version that brought batches.
+BATCH_VERSION = 2
 
 #: Membership, meta-parameters and direct requests travel in this reserved domain;
 #: user domains cannot start with ``_``.
@@ -73,7 +82,7 @@ class Envelope(msgspec.Struct, eq=False, gc=False):
     created: float
     hops: int = DEFAULT_HOPS
     reply_to: int | None = None
-    version: int = PROTOCOL_MAX
+    version: int = MESSAGE_VERSION
     signature: bytes | None = None
     raw: tuple[Any, ...] = ()
 

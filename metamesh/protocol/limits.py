@@ -34,6 +34,8 @@ class Limits:
     max_list_len: int = 65_536
     max_map_len: int = 65_536
     max_hops: int = 16
+    max_batch: int = 256
+    """Messages in one batch frame (PROTOCOL.md section 2.2); senders put at most 64."""
     max_plain_depth: int = 6
     allowed_dtypes: frozenset[str] = ALLOWED_DTYPES
     check_values: bool = True
@@ -53,4 +55,5 @@ EDGE = Limits(
     max_total_elements=4 * 1024 * 1024,
     max_list_len=4096,
     max_map_len=4096,
+    max_batch=64,
 )

@@ -13,6 +13,7 @@ from metamesh.protocol import (
     EDGE,
     GLOBAL_DOMAIN,
     LAN,
+    PROTOCOL_MAX,
     Delta,
     Envelope,
     Hello,
@@ -330,7 +331,7 @@ def test_a_body_error_is_charged_to_its_author_but_an_envelope_error_to_nobody()
 
 
 def test_a_bad_body_on_an_unknown_version_is_an_unknown_version() -> None:
-    frames = _with_payload(_with_header(_good_insight(), v=2), loss="garbage")
+    frames = _with_payload(_with_header(_good_insight(), v=PROTOCOL_MAX + 1), loss="garbage")
     _reject(frames, Reason.UNKNOWN_VERSION)
 
 
