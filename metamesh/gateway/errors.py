@@ -10,6 +10,9 @@ appends them to the node's own exposition (``metamesh.node.metrics.render``).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+
+from metamesh.node.metrics import family
 
 __all__ = ["ApiError", "GatewayMetrics"]
 
@@ -41,10 +44,6 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 class GatewayMetrics:
     """The gateway's counters (plain Counters: the loop is single-threaded)."""
 
@@ -55,43 +54,29 @@ class GatewayMetrics:
         self.ratings: Counter[tuple[str, str]] = Counter()
         self.backend_calls: Counter[tuple[str, str]] = Counter()
         self.routes: Counter[tuple[str, str]] = Counter()
+        self.fsyncs: Callable[[], int] = lambda: 0
 
     def error(self, err: ApiError) -> None:
         self.errors[(err.status, err.code)] += 1
 
     def render(self) -> str:
+        """The gateway's families, in the node's exposition format (one renderer: ``node.metrics``)."""
         out: list[str] = []
-
-        def family(name: str, help_text: str, samples: list[tuple[dict[str, object], int]]) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} counter")
-            for labels, value in samples:
-                text = ",".join(f'{k}="{_label(str(v))}"' for k, v in labels.items())
-                out.append(f"{name}{{{text}}} {float(value)!r}")
-
-        family(
-            "metamesh_gateway_requests_total",
-            "HTTP requests by endpoint and status.",
-            [({"endpoint": e, "status": s}, n) for (e, s), n in sorted(self.requests.items())],
-        )
-        family(
-            "metamesh_gateway_errors_total",
-            "Refused or failed requests, by status and error code.",
-            [({"status": s, "code": c}, n) for (s, c), n in sorted(self.errors.items())],
-        )
-        family(
-            "metamesh_gateway_decisions_total",
-            "Decisions made, by category and strategy.",
-            [({"category": c, "strategy": s}, n) for (c, s), n in sorted(self.decisions.items())],
-        )
-        family(
-            "metamesh_gateway_feedback_total",
-            "Ratings accepted, by category and strategy.",
-            [({"category": c, "strategy": s}, n) for (c, s), n in sorted(self.ratings.items())],
-        )
-        family(
-            "metamesh_gateway_backend_calls_total",
-            "Calls to backends, by backend and outcome.",
-            [({"backend": b, "outcome": o}, n) for (b, o), n in sorted(self.backend_calls.items())],
-        )
-        return "\n".join(out) + "\n"  # fmt: skip
+        for name, help_text, samples in (
+            ("metamesh_gateway_requests_total", "HTTP requests by endpoint and status.",
+             [({"endpoint": e, "status": s}, n) for (e, s), n in sorted(self.requests.items())]),
+            ("metamesh_gateway_errors_total", "Refused or failed requests, by status and error code.",
+             [({"status": s, "code": c}, n) for (s, c), n in sorted(self.errors.items())]),
+            ("metamesh_gateway_decisions_total", "Decisions made, by category and strategy.",
+             [({"category": c, "strategy": s}, n) for (c, s), n in sorted(self.decisions.items())]),
+            ("metamesh_gateway_feedback_total", "Ratings accepted, by category and strategy.",
+             [({"category": c, "strategy": s}, n) for (c, s), n in sorted(self.ratings.items())]),
+            ("metamesh_gateway_backend_calls_total", "Calls to backends, by backend and outcome.",
+             [({"backend": b, "outcome": o}, n) for (b, o), n in sorted(self.backend_calls.items())]),
+            ("metamesh_gateway_routes_total", "Requests to the virtual model, by category and backend.",
+             [({"category": c, "backend": b}, n) for (c, b), n in sorted(self.routes.items())]),
+            ("metamesh_gateway_journal_fsyncs_total", "fsyncs of the feedback journal (ratings batch).",
+             [({}, self.fsyncs())]),
+        ):  # fmt: skip
+            family(out, name, "counter", help_text, [(labels, float(n)) for labels, n in samples])
+        return "\n".join(out) + "\n"

@@ -131,6 +131,9 @@ class Gateway:
         """Start the backends, bind, serve on this loop; returns the port once connections are accepted."""
         self.node = node
         replayed = self.learner.recover(Path(node.config.home) / JOURNAL_NAME)
+        journal = self.learner.journal
+        if journal is not None:
+            self.metrics.fsyncs = lambda: journal.fsyncs
         if replayed:
             log.info("gateway replayed %d ratings from its feedback journal", replayed)
         for b in self.backends.values():

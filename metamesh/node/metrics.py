@@ -1,8 +1,10 @@
 """Prometheus text exposition of a node's status, on an optional HTTP port.
 
-``render`` is pure (a status report in, text out); ``MetricsServer`` is a tiny
-asyncio HTTP server that answers ``GET /metrics`` and nothing else, so a node
-needs no web framework to be scraped.
+``render`` is pure (a status report in, text out) and ``family`` writes one metric family: the
+one renderer of Prometheus text in metamesh (the gateway's ``GET /metrics`` serves ``render``'s
+text followed by its own families, written with ``family``). ``MetricsServer`` is a tiny asyncio
+HTTP server that answers ``GET /metrics`` and nothing else, so a node without a gateway
+(``--metrics-port``) needs no web framework to be scraped and imports none.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from metamesh.errors import TransportError
 
-__all__ = ["MetricsServer", "render"]
+__all__ = ["MetricsServer", "family", "render"]
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +26,10 @@ def _label(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _family(
-    out: list[str], name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]
+def family(
+    out: list[str], name: str, kind: str, help_text: str, samples: list[tuple[dict[str, Any], float]]
 ) -> None:
+    """Append one family (``# HELP``, ``# TYPE``, a line per sample) of Prometheus text to ``out``."""
     out.append(f"# HELP {name} {help_text}")
     out.append(f"# TYPE {name} {kind}")
     for labels, value in samples:
@@ -43,29 +46,29 @@ def render(report: Mapping[str, Any]) -> str:
         for d in ("sent", "received", "relayed")
         for k, v in sorted(counters.get(d, {}).items())
     ]
-    _family(out, "metamesh_messages_total", "counter", "Messages by direction and kind.", messages)
-    _family(
+    family(out, "metamesh_messages_total", "counter", "Messages by direction and kind.", messages)
+    family(
         out,
         "metamesh_dropped_total",
         "counter",
         "Messages dropped, by reason.",
         [({"reason": k}, v) for k, v in sorted(counters.get("dropped", {}).items())],
     )
-    _family(
+    family(
         out,
         "metamesh_rejected_total",
         "counter",
         "Messages rejected as invalid, by reason.",
         [({"reason": k}, v) for k, v in sorted(counters.get("rejected", {}).items())],
     )
-    _family(
+    family(
         out,
         "metamesh_merge_failed_total",
         "counter",
         "Messages the learner raised on while merging them, by kind.",
         [({"kind": k}, v) for k, v in sorted(counters.get("merge_failed", {}).items())],
     )
-    _family(
+    family(
         out,
         "metamesh_bytes_total",
         "counter",
@@ -78,21 +81,21 @@ def render(report: Mapping[str, Any]) -> str:
     states: dict[str, int] = {"alive": 0, "suspect": 0, "dead": 0}
     for peer in report.get("peers", {}).values():
         states[peer.get("state", "unknown")] = states.get(peer.get("state", "unknown"), 0) + 1
-    _family(
+    family(
         out,
         "metamesh_peers",
         "gauge",
         "Known peers, by membership state.",
         [({"state": k}, v) for k, v in sorted(states.items())],
     )
-    _family(
+    family(
         out,
         "metamesh_peers_quarantined",
         "gauge",
         "Peers whose messages are neither merged nor relayed, for misbehaviour or drift.",
         [({}, len(report.get("quarantined", [])))],
     )
-    _family(
+    family(
         out,
         "metamesh_domain_member",
         "gauge",
@@ -100,21 +103,21 @@ def render(report: Mapping[str, Any]) -> str:
         [({"domain": d}, 1) for d in report.get("domains", [])],
     )
     learner = {k: v for k, v in report.get("learner", {}).items() if isinstance(v, (int, float))}
-    _family(
+    family(
         out,
         "metamesh_learner",
         "gauge",
         "The learner's own figures (episodes, accuracy, ...).",
         [({"metric": k}, v) for k, v in sorted(learner.items())],
     )
-    _family(
+    family(
         out,
         "metamesh_uptime_seconds",
         "gauge",
         "Seconds since the node started.",
         [({}, report.get("uptime", 0))],
     )
-    _family(
+    family(
         out,
         "metamesh_sequence",
         "counter",

@@ -112,6 +112,8 @@ async def test_gateway_and_node_with_gateway_serve_and_stop_on_sigint(tmp_path: 
         # the node with a gateway still learns on its own questions, as `metamesh node` does
         metrics = (await client.get(node.url.removesuffix("/v1") + "/metrics")).text
         assert 'metamesh_gateway_feedback_total{category="math"' in metrics
+        assert "# TYPE metamesh_messages_total counter" in metrics  # the node's own families, one renderer
+        assert "metamesh_gateway_journal_fsyncs_total 1.0" in metrics  # the rating went to disk
         async with asyncio.timeout(30):
             while episodes(metrics) < 1:
                 await asyncio.sleep(0.1)  # polling the process's state, not synchronising
