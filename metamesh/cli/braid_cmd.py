@@ -8,6 +8,7 @@ from pathlib import Path
 
 from metamesh.cli import exitcodes
 from metamesh.cli.studies import add_out, have_torch, names, run_study
+from metamesh.errors import ConfigError
 
 HELP = "the meta-braider (seed 004): which models of a pool to combine and how, local vs federated"
 
@@ -50,6 +51,9 @@ def add_parser(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "model scores about 0.46 on that set, a policy that routes well about 0.65)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--pool", default="sim", help="model pool: sim, or a TOML/JSON file of simulated models (default sim)"
+    )
     add_out(p, Path("metamesh-runs/braid"), "the plots")
     p.set_defaults(run=run)
 
@@ -83,5 +87,11 @@ def run(args: argparse.Namespace) -> int:
         budgets=budgets,
         latency_limit=args.latency_limit,
         target=args.target,
+        pool=args.pool,
     )
+    try:
+        study.baselines()  # a bad --pool is a usage error here, not 8 failing nodes
+    except ConfigError as exc:
+        sys.stderr.write(f"metamesh experiment braid: {exc}\n")
+        return exitcodes.USAGE
     return run_study(study, args, "experiment braid")

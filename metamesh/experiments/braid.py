@@ -44,7 +44,7 @@ from metamesh.learners.braid.evaluate import (
 )
 from metamesh.learners.braid.evaluate import uniform_ensemble as uniform_policy
 from metamesh.learners.braid.fusion import SimulatedBackend
-from metamesh.learners.braid.pool import SIMULATED_POOL
+from metamesh.learners.braid.pool import SIMULATED_POOL, ModelDescriptor, load_pool
 from metamesh.learners.braid.tasks import DEFAULT_MIX, eval_tasks
 
 __all__ = [
@@ -112,6 +112,8 @@ class BraidExperiment(Study[BraidArm]):
     timeout: float = 300.0
     target: float = 0.625
     """Held-out reward the learning-speed comparison counts tasks to."""
+    pool: str = "sim"
+    """The nodes' pool: ``sim`` or a TOML/JSON file of simulated descriptors (``--pool``)."""
     _base: dict[str, dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     def arm_plan(self) -> list[Arm]:
@@ -123,7 +125,7 @@ class BraidExperiment(Study[BraidArm]):
     def baselines(self) -> dict[str, dict[str, Any]]:
         """Budget -> baseline -> its results on the nodes' held-out tasks (computed once)."""
         if self._base is None:
-            self._base = baselines(self.budgets, self.latency_limit)
+            self._base = baselines(self.budgets, self.latency_limit, load_pool(self.pool))
         return self._base
 
     def _args(self, arm: str, i: int) -> list[str]:
@@ -131,7 +133,8 @@ class BraidExperiment(Study[BraidArm]):
                 "--episodes", str(self.rounds), "--tasks-per-round", str(self.tasks_per_round),
                 "--task-mix", node_mix(i), "--random-seed", str(self.seed * 1000 + i), "--arm", arm,
                 "--budgets", ",".join(f"{b:g}" for b in self.budgets),
-                "--latency-limit", str(self.latency_limit), "--pace", str(self.pace)]  # fmt: skip
+                "--latency-limit", str(self.latency_limit), "--pace", str(self.pace),
+                "--pool", self.pool]  # fmt: skip
 
     def node_specs(self, arm: Arm) -> list[NodeSpec]:
         fed = arm.kind == "federated"
@@ -154,7 +157,7 @@ class BraidExperiment(Study[BraidArm]):
     def document(self, results: Sequence[BraidArm]) -> dict[str, Any]:
         return {
             "target_reward": self.target,
-            "best_single_reward": single_reward(self.budgets, self.latency_limit),
+            "best_single_reward": single_reward(self.budgets, self.latency_limit, load_pool(self.pool)),
             "baselines": self.baselines(),
             "arms": {
                 a.arm: {
@@ -205,9 +208,11 @@ def collect(log: NodeLog, result: BraidArm, tasks_per_round: int) -> None:
         result.new_type[log.node] = e.new_type
 
 
-def baselines(budgets: Sequence[float], latency_limit: float) -> dict[str, dict[str, Any]]:
+def baselines(
+    budgets: Sequence[float], latency_limit: float, pool: Sequence[ModelDescriptor] = SIMULATED_POOL
+) -> dict[str, dict[str, Any]]:
     """Budget -> baseline -> its results on the nodes' final held-out tasks (same answers)."""
-    pool, backend = SIMULATED_POOL, SimulatedBackend(SIMULATED_POOL)
+    backend = SimulatedBackend(pool)
     out: dict[str, dict[str, Any]] = {}
     for b in budgets:
         tasks = heldout(b, latency_limit)
@@ -231,9 +236,11 @@ def baselines(budgets: Sequence[float], latency_limit: float) -> dict[str, dict[
     return out
 
 
-def single_reward(budgets: Sequence[float], latency_limit: float) -> float:
+def single_reward(
+    budgets: Sequence[float], latency_limit: float, pool: Sequence[ModelDescriptor] = SIMULATED_POOL
+) -> float:
     """The best single model's mean reward over budgets on the set the nodes' curves are measured on."""
-    pool, backend = SIMULATED_POOL, SimulatedBackend(SIMULATED_POOL)
+    backend = SimulatedBackend(pool)
     rewards = []
     for b in budgets:
         tasks = eval_tasks(

@@ -49,3 +49,19 @@ def test_the_per_type_lookups_are_in_the_baselines_and_chosen_per_type() -> None
         assert len(set(lookup.values())) >= 2  # a pool of specialists: not one model for all
         assert rows["best per type"]["reward"] >= rows["best single"]["reward"]
         assert rows["cheapest per type"]["cost"] <= rows["best per type"]["cost"] + 1e-9
+
+
+def test_the_study_runs_on_a_given_pool_and_its_baselines_use_it(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from metamesh.errors import ConfigError
+
+    flat = Path(__file__).parents[2] / "bench" / "braid_pool_flat.toml"
+    study = BraidExperiment(root=tmp_path, pool=str(flat))  # type: ignore[arg-type]
+    args = study._args("local", 0)
+    assert args[args.index("--pool") + 1] == str(flat)
+    rows = study.baselines()["10"]
+    # Less specialised: the cheapest model near each type's best quality is the 70B for every type.
+    assert set(rows["cheapest per type"]["lookup"].values()) == {"general-70b"}
+    with pytest.raises(ConfigError):
+        BraidExperiment(root=tmp_path, pool=str(flat.with_name("missing.toml"))).baselines()  # type: ignore[arg-type]
