@@ -31,6 +31,10 @@ the body). Rate the answer with POST /v1/feedback and the node learns; the
 peers of its domains learn too, through gossip of Q-tables (never your prompts
 or answers). Ask for a backend's own model name to bypass the learning.
 
+With several backends, the node also learns which one answers each category
+best within a cost budget (--backend-cost NAME=COST, --budget, or a request's
+metadata.budget): a bandit over the backends' ratings per category.
+
 Endpoints: POST /v1/chat/completions (stream or not), GET /v1/models,
 POST /v1/feedback {"decision_id", "score": 0..1 | "thumbs": "up"|"down" |
 "reference": "right answer"}, GET /metrics (Prometheus), GET /healthz.
@@ -42,6 +46,8 @@ and survive a restart (they are checkpointed with the node's state).
 examples:
   metamesh gateway --home ./gw --backend local                      # the bundled SmolLM2
   metamesh gateway --home ./gw --backend ollama:llama3.2 --gateway 127.0.0.1:8080
+  metamesh gateway --home ./gw --backend ollama:llama3.2:1b --backend ollama:qwen2.5:7b \\
+      --backend-cost llama3.2:1b=1 --backend-cost qwen2.5:7b=4 --budget 5
   metamesh gateway --home ./gw --backend openai:http://127.0.0.1:8081/v1:qwen \\
       --gateway 0.0.0.0:8080 --keys-file ./api-keys --seed tcp://10.0.0.2:5556
   curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \\
@@ -83,6 +89,19 @@ def add_gateway_options(p: argparse.ArgumentParser, *, default_address: str | No
         "bundled SmolLM2 on a llama.cpp server this node starts); repeatable, the first serves 'metamesh'",
     )
     g.add_argument(
+        "--backend-cost",
+        action="append",
+        default=[],
+        metavar="NAME=COST",
+        help="cost of one request to a backend (its model name), in your budget's units (default 1)",
+    )
+    g.add_argument(
+        "--budget",
+        type=float,
+        help="with several backends: the most one request to 'metamesh' may cost (a request's "
+        "metadata.budget overrides it); the gateway learns which backend within it users rate best",
+    )
+    g.add_argument(
         "--keys-file",
         type=Path,
         help="API keys, one 'NAME KEY' per line (required beyond loopback; `metamesh keys api` makes one)",
@@ -118,6 +137,17 @@ def _address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _cost(text: str) -> tuple[str, float]:
+    name, sep, cost = text.rpartition("=")
+    try:
+        value = float(cost)
+    except ValueError:
+        value = -1.0
+    if not sep or not name or not value > 0:
+        raise MetameshError(f"--backend-cost {text!r}: expected NAME=COST with COST > 0, e.g. qwen=2.5")
+    return name, value
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items() if k in NODE_SETTINGS}
     overrides["learner"] = "prompts"
@@ -136,10 +166,12 @@ def launch(args: argparse.Namespace, node_config: NodeConfig, *, train: bool, co
 
     try:
         host, port = _address(args.gateway)
+        costs = dict(_cost(c) for c in args.backend_cost)
         config = GatewayConfig(
             host=host, port=port, backends=tuple(args.backend), keys_file=args.keys_file,
             exploration=args.exploration, rate=args.rate, burst=max(2 * args.rate, 1.0),
             timeout=args.backend_timeout, decision_ttl=args.decision_ttl, train=train,
+            costs=costs, budget=args.budget,
             limits=Limits(max_body_bytes=args.max_body, max_tokens=args.max_tokens),
         )  # fmt: skip
     except MetameshError as exc:

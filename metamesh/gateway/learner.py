@@ -122,7 +122,7 @@ class GatewayLearner(Learner):
             "seen": sorted(self.decider.seen),
             "journal_seq": self.applied,
             "rated": self.decider.rated,
-            "routes": self.router.state() if self.router is not None else [],
+            "routes": self.router.state() if self.router is not None else {},
         }
         if self.journal is not None:  # the previous checkpoint is on disk by now: drop what it holds
             self.journal.compact(self._compact_upto)
@@ -136,7 +136,7 @@ class GatewayLearner(Learner):
         self.applied = self._compact_upto = int(state.get("journal_seq", 0))
         self.decider.rated = int(state.get("rated", 0))
         if self.router is not None:
-            self.router.load_state(state.get("routes", []))
+            self.router.load_state(state.get("routes", {}))
 
     def attach(self, node: NodeView) -> None:
         self.inner.attach(node)

@@ -2,21 +2,27 @@
 
 Seed 004's question (which model to use, under a compute budget) asked of the gateway's own
 backends and its users' ratings. This is deliberately the simple form, not the braid learner's
-policy network (``metamesh.learners.braid``): each backend has a cost per request (``--backend-cost
-NAME=COST``, default 1); a request may carry a budget (``metadata.budget``, else the gateway's
-``--budget``); among the backends that fit the budget (the cheapest alone if none does) the router
-tries each untried one once per category, then picks the best mean rating (ties: the cheaper),
-exploring another with probability ``epsilon``. Ratings are this node's own: routing statistics are
-checkpointed (and rebuilt from the feedback journal) but not gossiped, since peers' backends differ.
+policy network (``metamesh.learners.braid.policy``, a torch attention net trained by REINFORCE on
+simulated tasks): the ratings are kept in the braid learner's own :class:`RatingTable` (per
+category, per backend, shrunk towards 0.5), and the choice over them is a bandit. Each backend has
+a cost per request (``--backend-cost NAME=COST``, default 1); a request may carry a budget
+(``metadata.budget``, else the gateway's ``--budget``); among the backends that fit the budget (the
+cheapest alone if none does) the router tries each unrated one once per category, then picks the
+best rating (ties: the cheaper), exploring another with probability ``epsilon``. The ratings are
+this node's own: checkpointed (and rebuilt from the feedback journal), not gossiped, since peers'
+backends differ.
 A client bypasses the router by asking for a backend's model name (``GET /v1/models``).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from metamesh.learners.braid.ratings import RatingTable
 
 __all__ = ["RouteChoice", "Router"]
 
@@ -46,8 +52,14 @@ class Router:
         self.budget = budget
         self.epsilon = epsilon
         self.rng = random.Random(seed)
-        self.stats: dict[tuple[str, str], tuple[int, float]] = {}
-        """(category, backend) -> (ratings, mean rating)."""
+        self.index = {b: i for i, b in enumerate(self.backends)}
+        self.table = RatingTable(len(self.backends))
+        """Ratings per (category, backend): the braid learner's memory of its users' ratings."""
+
+    def rated(self, category: str, backend: str) -> tuple[int, float]:
+        """Ratings of ``backend`` for ``category`` (up to the table's cap), and their shrunk mean."""
+        mean, share = self.table.features(category)[self.index[backend]]
+        return round(math.expm1(float(share) * math.log1p(self.table.cap))), float(mean)
 
     def eligible(self, budget: float | None) -> list[str]:
         """The backends a request with ``budget`` may use (the cheapest if none fits)."""
@@ -57,7 +69,7 @@ class Router:
         return fit or [min(self.backends, key=lambda b: self.costs[b])]
 
     def _mean(self, category: str, backend: str) -> float:
-        return self.stats.get((category, backend), (0, 0.0))[1]
+        return self.rated(category, backend)[1]
 
     def best(self, category: str, budget: float | None = None) -> str:
         """The backend a greedy choice picks now for ``category`` within ``budget``."""
@@ -69,7 +81,7 @@ class Router:
         names = self.eligible(limit)
         if len(names) == 1:
             return RouteChoice(names[0], False, limit, self.costs[names[0]])
-        untried = [b for b in names if (category, b) not in self.stats]
+        untried = [b for b in names if self.rated(category, b)[0] == 0]
         if untried:
             return RouteChoice(untried[0], True, limit, self.costs[untried[0]])
         greedy = self.best(category, limit)
@@ -77,21 +89,22 @@ class Router:
         return RouteChoice(pick, pick != greedy, limit, self.costs[pick])
 
     def observe(self, category: str, backend: str, score: float) -> None:
-        if backend not in self.costs:
-            return
-        n, mean = self.stats.get((category, backend), (0, 0.0))
-        self.stats[(category, backend)] = (n + 1, mean + (score - mean) / (n + 1))
+        if backend in self.index:
+            self.table.record(category, [self.index[backend]], score)
 
     def explain(self, category: str, route: RouteChoice) -> str:
-        n, mean = self.stats.get((category, route.backend), (0, 0.0))
+        n, mean = self.rated(category, route.backend)
         how = "explored" if route.explored else "the best-rated"
         within = f" within budget {route.budget:g}" if route.budget is not None else ""
         return f"{how} backend for {category!r}{within}: mean rating {mean:.2f} over {n}, cost {route.cost:g}"
 
-    def state(self) -> list[list[Any]]:
-        return [[c, b, n, m] for (c, b), (n, m) in sorted(self.stats.items())]
+    def state(self) -> dict[str, Any]:
+        return {"backends": self.backends, "table": self.table.state()}
 
-    def load_state(self, rows: Any) -> None:
-        for row in rows if isinstance(rows, list) else []:
-            if isinstance(row, list) and len(row) == 4 and row[1] in self.costs:
-                self.stats[(str(row[0]), str(row[1]))] = (int(row[2]), float(row[3]))
+    def load_state(self, state: Any) -> None:
+        """Restore the ratings if they are of these backends (in this order); otherwise start afresh."""
+        if isinstance(state, dict) and state.get("backends") == self.backends:
+            try:
+                self.table.load_state(state["table"])
+            except (KeyError, TypeError, ValueError):
+                self.table = RatingTable(len(self.backends))

@@ -49,6 +49,15 @@ CASES = [
     ),
     ("not an object", "POST", "/v1/chat/completions", {"json": [1, 2]}, 400, "invalid_request_error", "body"),
     (
+        "bad budget",
+        "POST",
+        "/v1/chat/completions",
+        {"json": {**ASK, "metadata": {"category": "math", "budget": "-1"}}},
+        400,
+        "invalid_request_error",
+        "metadata.budget",
+    ),
+    (
         "no model",
         "POST",
         "/v1/chat/completions",
