@@ -153,10 +153,11 @@ class Pipeline:
         if verdict is not Verdict.NEW:
             core.counters.dropped["duplicate" if verdict is Verdict.DUPLICATE else "too_old"] += 1
             return None
-        if self._trust.quarantined(env.sender) and env.kind not in MEMBERSHIP_KINDS:
+        kind = env.body.KIND
+        if self._trust.quarantined(env.sender) and kind not in MEMBERSHIP_KINDS:
             core.counters.reject(Reason.QUARANTINED.value, env.sender)  # neither merged nor relayed
             return False
-        core.counters.received[env.kind] += 1
+        core.counters.received[kind] += 1
         return self.apply(env)
 
     def accept(self, env: Envelope, hops: int, size: int) -> None:
@@ -201,10 +202,10 @@ class Pipeline:
         return True
 
     def _apply_state(self, env: Envelope) -> bool:
-        core, body = self._core, env.body
+        core, body, kind = self._core, env.body, env.body.KIND
         if isinstance(body, Insight) and not HEALTH_METRICS.isdisjoint(body.metrics):
             self._trust.peer_health(env.sender, body.metrics)
-        if self._store.seq(env.sender, env.kind, env.domain) >= env.seq:
+        if self._store.seq(env.sender, kind, env.domain) >= env.seq:
             core.counters.dropped["stale"] += 1
             return False
         reason = self._host.validate(env)
@@ -212,9 +213,9 @@ class Pipeline:
             core.counters.reject(reason, env.sender)  # refused by the learner: not kept, not relayed
             self._trust.blame(env.sender, reason)
             return False
-        previous = self._store.keep(env.sender, env.kind, env.domain, env.seq, env.raw)
+        previous = self._store.keep(env.sender, kind, env.domain, env.seq, env.raw)
         if not self._host.merge(env):
-            self._store.restore(env.sender, env.kind, env.domain, previous)
+            self._store.restore(env.sender, kind, env.domain, previous)
             return False
         return True
 
