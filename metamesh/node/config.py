@@ -113,7 +113,7 @@ class NodeConfig:
     """Mesh peers kept per domain, between ``mesh_d_lo`` and ``mesh_d_hi`` (gossipsub's D)."""
     mesh_d_lo: int = 4
     """Graft more mesh peers below this many."""
-    mesh_d_hi: int = 12
+    mesh_d_hi: int = 8
     """Prune mesh peers above this many."""
     prune_backoff: float = 60.0
     """Seconds a pruned peer waits before grafting again."""

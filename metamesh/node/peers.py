@@ -87,6 +87,7 @@ class Peers:
         self.meshes = Meshes(
             MeshConfig(d=cfg.mesh_d, d_lo=cfg.mesh_d_lo, d_hi=cfg.mesh_d_hi, prune_backoff=cfg.prune_backoff),
             [GLOBAL_DOMAIN, *cfg.domain],
+            shared=GLOBAL_DOMAIN,
         )
         self._networks = [ipaddress.ip_network(n, strict=False) for n in cfg.peer_networks]
         self._refused: set[str] = set()

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from metamesh.gossip.membership import MemberRow, Membership, MembershipConfig, MemberTable, PeerState
+from metamesh.gossip.mesh import Mesh, MeshConfig
+from metamesh.gossip.meshing import SHARED_OWN, Meshes, split_band
 from metamesh.node.runtime import Node
 from tests.twin import Twin, eventually
 
@@ -144,3 +146,27 @@ async def test_a_node_cut_off_is_dead_at_its_neighbours_and_at_everyone_else(twi
     assert all(len(n.membership.alive()) == len(rest) - 1 for n in rest)  # nobody else was buried
     twin.network.heal()
     await eventually(lambda: knows_all(nodes), "the healed node alive everywhere again", 40)
+
+
+# -- links: what heartbeats cost is a node's links, so meshes share them -------------------
+
+
+def test_a_node_in_k_domains_runs_each_domain_mesh_at_a_kth_of_the_band() -> None:
+    band = MeshConfig(d=6, d_lo=4, d_hi=8)
+    assert split_band(band, 1) == band
+    half = split_band(band, 2)
+    assert (half.d_lo, half.d, half.d_hi) == (2, 3, 4)
+    meshes = Meshes(band, ["_global", "math", "geo"], shared="_global")
+    rng = random.Random(1)
+    peers = [f"p{i}" for i in range(30)]
+    meshes.tick(0.0, {"_global": peers, "math": peers[:15], "geo": peers[15:]}, rng)
+    # Each domain grafted 3, and the shared mesh, counting those 6 links, only its one own member.
+    assert len(meshes.members("math")) == 3 and len(meshes.members("geo")) == 3
+    assert len(meshes.members("_global")) == SHARED_OWN and len(meshes.desired()) <= 7
+
+
+def test_grafts_go_to_peers_already_linked_first() -> None:
+    mesh = Mesh(MeshConfig(d=3, d_lo=2, d_hi=4))
+    peers = [f"p{i}" for i in range(20)]
+    actions = mesh.heartbeat(0.0, peers, random.Random(2), preferred=peers, linked=["p5", "p9", "p13"])
+    assert sorted(actions.graft) == ["p13", "p5", "p9"]
