@@ -21,7 +21,7 @@ import secrets
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from metamesh.errors import MetameshError
@@ -119,7 +119,10 @@ class DecisionStore:
         return dropped
 
     def state(self) -> list[list[Any]]:
-        return [list(astuple(d)) for d in self._items.values()]
+        # by hand, not dataclasses.astuple (which deep-copies every field): a checkpoint of 2,000
+        # decisions took 0.2 s of the loop that way, holding up every request meanwhile
+        return [[d.id, d.owner, d.category, d.strategy, d.explored, d.created, d.answer, d.backend]
+                for d in self._items.values()]  # fmt: skip
 
     def load_state(self, rows: Iterable[Any]) -> None:
         for row in rows:
