@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ __all__ = ["GatewayLearner"]
 
 #: Seconds a step waits for feedback before the node's loop runs share (keepalives) anyway.
 IDLE_STEP = 1.0
+#: Seconds at least between two steps that follow ratings. The node checkpoints before each share
+#: (its whole state, every decision awaiting feedback included), so a share per rating would cost a
+#: checkpoint per rating; the journal already makes each rating durable, so ratings are coalesced.
+SHARE_EVERY = 0.25
 
 
 class GatewayLearner(Learner):
@@ -48,6 +53,7 @@ class GatewayLearner(Learner):
         self.applied = 0
         """``seq`` of the last rating applied to the learner's state (checkpointed with it)."""
         self._compact_upto = 0
+        self._stepped = 0.0
 
     def recover(self, path: Path) -> int:
         """Open the feedback journal at ``path`` and apply the ratings the checkpoint lacks; how many."""
@@ -92,7 +98,12 @@ class GatewayLearner(Learner):
             return True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.rated.wait(), IDLE_STEP)
+        if self.rated.is_set():
+            wait = self._stepped + SHARE_EVERY - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # ratings arriving meanwhile go out with this share
         self.rated.clear()
+        self._stepped = time.monotonic()
         self.decider.store.expire()
         return True
 
