@@ -170,6 +170,8 @@ class Peers:
         record = self.records.get(peer_id)
         if record is None:
             return
+        if len(self._pulled) >= 4 * self._core.config.max_peers:  # bounded, like the records
+            self._pulled.clear()
         self._pulled[peer_id] = now
         self._pulling = True
         self._core.counters.sent["member_pull"] += 1
