@@ -40,8 +40,10 @@ POST /v1/feedback {"decision_id", "score": 0..1 | "thumbs": "up"|"down" |
 "reference": "right answer"}, GET /metrics (Prometheus), GET /healthz.
 
 Beyond loopback a keys file is required (one "NAME KEY" per line; clients send
-Authorization: Bearer KEY). Decisions await feedback for --decision-ttl seconds
-and survive a restart (they are checkpointed with the node's state).
+Authorization: Bearer KEY; `metamesh keys api` makes one). Decisions await
+feedback for --decision-ttl seconds and survive a restart (they are checkpointed
+with the node's state); an accepted rating is on disk before its 200 (a journal
+in --home, replayed on restart), so a kill loses none.
 
 examples:
   metamesh gateway --home ./gw --backend local                      # the bundled SmolLM2
