@@ -7,7 +7,7 @@ all wait on the next, so a burst of ratings costs a few fsyncs, not one each. On
 restores its checkpoint (which records the last rating's ``seq`` it holds), then
 :meth:`FeedbackJournal.replay` hands back every rating after it; a torn last line (a kill in the
 middle of a write, never acknowledged) is skipped. At each checkpoint the journal drops the ratings
-the *previous* checkpoint already holds (that one is on disk by the time the next is taken).
+an earlier checkpoint already on disk holds (see ``GatewayLearner.state``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ follows each rating at once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,10 @@ IDLE_STEP = 1.0
 #: (its whole state, every decision awaiting feedback included), so a share per rating would cost a
 #: checkpoint per rating; the journal already makes each rating durable, so ratings are coalesced.
 SHARE_EVERY = 0.25
+#: States taken for checkpoints whose writes may not have reached the disk yet, plus one: the
+#: periodic writer, the writer before a share, and the last one at stop (the others cancelled
+#: while their threads still write).
+CHECKPOINTS_IN_FLIGHT = 3
 
 
 class GatewayLearner(Learner):
@@ -52,7 +57,8 @@ class GatewayLearner(Learner):
         self.journal: FeedbackJournal | None = None
         self.applied = 0
         """``seq`` of the last rating applied to the learner's state (checkpointed with it)."""
-        self._compact_upto = 0
+        self._taken: collections.deque[int] = collections.deque([0], maxlen=CHECKPOINTS_IN_FLIGHT)
+        """``applied`` at the last states taken for checkpoints; the oldest is on disk (see state)."""
         self._stepped = 0.0
 
     def recover(self, path: Path) -> int:
@@ -135,16 +141,20 @@ class GatewayLearner(Learner):
             "rated": self.decider.rated,
             "routes": self.router.state() if self.router is not None else {},
         }
-        if self.journal is not None:  # the previous checkpoint is on disk by now: drop what it holds
-            self.journal.compact(self._compact_upto)
-        self._compact_upto = self.applied
+        # The node writes at most three checkpoints at once (see CHECKPOINTS_IN_FLIGHT), each writer
+        # waiting for its own before taking the next: so of the last three states taken before
+        # this one, one is on disk, and the journal may drop what the oldest of them holds.
+        if self.journal is not None and len(self._taken) == CHECKPOINTS_IN_FLIGHT:
+            self.journal.compact(self._taken[0])
+        self._taken.append(self.applied)
         return taken
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         self.inner.load_state(state.get("prompts", {}))
         self.decider.store.load_state(state.get("decisions", []))
         self.decider.seen.update(str(c) for c in state.get("seen", []))
-        self.applied = self._compact_upto = int(state.get("journal_seq", 0))
+        self.applied = int(state.get("journal_seq", 0))
+        self._taken = collections.deque([self.applied], maxlen=CHECKPOINTS_IN_FLIGHT)
         self.decider.rated = int(state.get("rated", 0))
         if self.router is not None:
             self.router.load_state(state.get("routes", {}))

@@ -85,3 +85,27 @@ def test_journal_skips_a_torn_line_and_compacts_what_a_checkpoint_holds(tmp_path
     assert [r.seq for r in FeedbackJournal(path).replay()] == [3]
     again.compact(3)
     assert FeedbackJournal(path).replay() == []
+
+
+async def test_a_checkpoint_in_flight_keeps_its_ratings_in_the_journal(tmp_path: Path) -> None:
+    """The journal drops only what the oldest of the last three states taken holds (one is on disk)."""
+    from metamesh.gateway import GatewayConfig, OpenAIBackend, build_gateway
+    from metamesh.node.config import load_config
+
+    gw = build_gateway(load_config(profile="local"), GatewayConfig(port=0),
+                       backends=[OpenAIBackend("http://127.0.0.1:9/v1", "m")])  # fmt: skip
+    learner = gw.learner
+    learner.recover(tmp_path / "feedback.journal")
+
+    async def rate_one() -> None:
+        decision, _ = learner.decider.decide("What is 1+1?", owner="anonymous", category="math")
+        await learner.rate(decision.id, owner="anonymous", score=1.0, reference=None)
+
+    taken = []
+    for _ in range(4):  # states at seq 1, 2, 3, 4; the 4th call may drop only seq <= 1
+        await rate_one()
+        learner.state()
+        taken.append([r.seq for r in FeedbackJournal(tmp_path / "feedback.journal").replay()])
+    assert taken == [[1], [1, 2], [1, 2, 3], [2, 3, 4]]
+    assert learner.journal is not None
+    await learner.journal.aclose()
