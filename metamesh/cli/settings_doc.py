@@ -31,6 +31,16 @@ NOT_SETTINGS: Mapping[str, str] = {
     "--config": "names the TOML file itself",
     "--ready-json": "how this run reports readiness, not how the node behaves",
 }
+#: ``metamesh node``'s gateway flags configure the HTTP face (``metamesh gateway --help``), not
+#: the node: they are command-line only for now.
+GATEWAY_FLAGS = (
+    "--gateway", "--backend", "--backend-cost", "--backend-timeout", "--budget", "--decision-ttl",
+    "--exploration", "--keys-file", "--max-body", "--max-tokens", "--rate",
+)  # fmt: skip
+NOT_SETTINGS = {
+    **NOT_SETTINGS,
+    **dict.fromkeys(GATEWAY_FLAGS, "a gateway setting (see `metamesh gateway --help`), command-line only"),
+}
 
 #: Other spellings of a flag that still work.
 FLAG_ALIASES: Mapping[str, str] = {

@@ -128,7 +128,8 @@ class BraidExperiment(Study[BraidArm]):
             self._base = baselines(self.budgets, self.latency_limit, load_pool(self.pool))
         return self._base
 
-    def _args(self, arm: str, i: int) -> list[str]:
+    def node_args(self, arm: str, i: int) -> list[str]:
+        """The ``metamesh node`` arguments of node ``i`` of an arm of kind ``arm``."""
         return ["--profile", "local", "--name", f"{arm[:3]}{i}", "--learner", "braid",
                 "--episodes", str(self.rounds), "--tasks-per-round", str(self.tasks_per_round),
                 "--task-mix", node_mix(i), "--random-seed", str(self.seed * 1000 + i), "--arm", arm,
@@ -139,7 +140,7 @@ class BraidExperiment(Study[BraidArm]):
     def node_specs(self, arm: Arm) -> list[NodeSpec]:
         fed = arm.kind == "federated"
         return [
-            NodeSpec(f"node-{i}", self._args(arm.kind, i), join=fed, wait=fed, preload=TORCH_NODE_MODULES)
+            NodeSpec(f"node-{i}", self.node_args(arm.kind, i), join=fed, wait=fed, preload=TORCH_NODE_MODULES)
             for i in range(self.nodes)
         ]
 

@@ -25,7 +25,7 @@ def test_no_node_of_a_ten_node_run_trains_on_held_out_tasks(tmp_path: object) ->
     assert len(held) == 300 and not held & chosen_on  # one set of tasks, under each budget
     study = BraidExperiment(root=tmp_path, nodes=10, seed=0)  # type: ignore[arg-type]
     for i in range(10):
-        args = study._args("federated", i)
+        args = study.node_args("federated", i)
         seed = int(args[args.index("--random-seed") + 1])
         stream = TaskStream(parse_mix(node_mix(i)), budgets=BUDGETS, latency_limit_ms=3000.0, seed=seed)
         seen = ids(itertools.islice(stream, 2000))
@@ -58,7 +58,7 @@ def test_the_study_runs_on_a_given_pool_and_its_baselines_use_it(tmp_path: objec
 
     flat = Path(__file__).parents[2] / "bench" / "braid_pool_flat.toml"
     study = BraidExperiment(root=tmp_path, pool=str(flat))  # type: ignore[arg-type]
-    args = study._args("local", 0)
+    args = study.node_args("local", 0)
     assert args[args.index("--pool") + 1] == str(flat)
     rows = study.baselines()["10"]
     # Less specialised: the cheapest model near each type's best quality is the 70B for every type.
