@@ -250,7 +250,7 @@ def decode(
     if skip is not None and skip(sender, seq):
         raise ProtocolError(Reason.DUPLICATE, f"{sender}#{seq}")
     body: Body = h.p
-    kept = tuple(frames[1:])
+    kept = (frames[1],) if n_frames == 2 else tuple(frames[1:])
     if member:
         signature = _member(signed, proof)
         if proof is not None:
