@@ -10,7 +10,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from metamesh.gossip.transport import Transport
@@ -47,10 +47,13 @@ class Core:
         self.stopping = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         #: Messages published in this turn of the loop, by (domain, hops), sent at its end.
-        self._pending: dict[tuple[str, int], list[list[Any]]] = {}
+        self._pending: dict[tuple[str, int], list[tuple[Envelope, list[Any]]]] = {}
         self._flush: asyncio.Handle | None = None
         self.batch_max = BATCH_MAX
         """Members per batch; 1 sends every message alone (a network with version-1 peers)."""
+        self.signed: Callable[[Envelope, tuple[Any, ...]], None] | None = None
+        """Told, on a signed node, each coalesced message's final frames (after the topic) once
+        sent: signed alone, or proved by its batch (PROTOCOL.md section 8.1), what it keeps."""
 
     @property
     def wire(self) -> Transport:
@@ -76,26 +79,32 @@ class Core:
         )
 
     def publish(self, domain: str, body: Body, *, hops: int | None = None) -> tuple[Envelope, list[Any]]:
-        """Encode and publish; returns the envelope and its frames (a message alone, signed when
-        the node signs: what the node keeps and serves). Never blocks.
+        """Encode and publish; returns the envelope and its frames (a message alone: what the
+        node keeps and serves). Never blocks.
 
         Small messages (no arrays) published in one turn of the loop are coalesced per domain and
         hop count and sent at its end: one alone as itself, several as one batch frame
-        (PROTOCOL.md section 2.2). Anything else goes out at once, after what is pending.
+        (PROTOCOL.md section 2.2). Anything else goes out at once, after what is pending. On a
+        signed node a coalesced message is signed when it is sent, by its batch or alone: until
+        then its frames here are its header only; then they become its final form (signed alone,
+        or proved by its batch), and :attr:`signed` is told.
         """
         env = self.envelope(domain, body, hops=hops)
-        frames = encode(env, signer=self.signer)
-        self.counters.sent[body.KIND] += 1
-        self.counters.bytes_sent += sum(memoryview(f).nbytes for f in frames)
         if body.ARRAYS or body.KIND in UNBATCHED_KINDS or self.batch_max <= 1:
+            frames = encode(env, signer=self.signer)
+            self.counters.sent[body.KIND] += 1
+            self.counters.bytes_sent += sum(memoryview(f).nbytes for f in frames)
             self.flush()
             self.wire.publish(frames)
             return env, frames
+        frames = encode(env, by_batch=self.signer is not None)
+        self.counters.sent[body.KIND] += 1
+        self.counters.bytes_sent += len(frames[0]) + len(frames[1])
         key = (domain, env.hops)
         pending = self._pending.get(key)
         if pending is None:
             pending = self._pending[key] = []
-        pending.append(frames)
+        pending.append((env, frames))
         if len(pending) >= self.batch_max:
             self._send(key, self._pending.pop(key))
         if self._flush is None:
@@ -114,12 +123,24 @@ class Core:
         for key, members in pending.items():
             self._send(key, members)
 
-    def _send(self, key: tuple[str, int], members: list[list[Any]]) -> None:
+    def _send(self, key: tuple[str, int], members: list[tuple[Envelope, list[Any]]]) -> None:
+        signer, signed = self.signer, self.signed
         if len(members) == 1:
-            self.wire.publish(members[0])
+            env, frames = members[0]
+            if signer is not None:
+                frames.append(signer(frames[1:]))
+                if signed is not None:
+                    signed(env, tuple(frames[1:]))
+            self.wire.publish(frames)
         elif members:
-            self.wire.publish(batch_frames(self.id, key[0], key[1], members, signer=self.signer))
+            batch = batch_frames(self.id, key[0], key[1], [m[1] for m in members], signer=signer)
+            self.wire.publish(batch)
             self.counters.sent["batch"] += 1
+            if signer is not None:
+                for env, frames in members:  # each becomes its proved form, a message alone
+                    frames.extend((batch[1], batch[-1]))
+                    if signed is not None:
+                        signed(env, tuple(frames[1:]))
 
     # -- tasks -----------------------------------------------------------------
 

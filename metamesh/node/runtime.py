@@ -41,7 +41,7 @@ from metamesh.node.core import Core
 from metamesh.node.counters import Counters
 from metamesh.node.grafting import MeshKeeper
 from metamesh.node.hosting import LearnerHost
-from metamesh.node.learner import STATE_KINDS, Learner
+from metamesh.node.learner import Learner
 from metamesh.node.metrics import MetricsServer
 from metamesh.node.peers import PeerRecord, Peers
 from metamesh.node.pipeline import Pipeline
@@ -347,10 +347,7 @@ class Node:
         """Publish; never blocks (a slow subscriber drops at its HWM). Own learner state is kept
         and served to late joiners like any peer's."""
         env, frames = self._core.publish(domain, body, hops=hops)
-        if isinstance(body, Meta):  # a coordinator serves its own meta to late joiners too
-            self._store.hold_meta(body, tuple(frames[1:]), env.id)
-        elif body.KIND in STATE_KINDS:
-            self._store.keep(self.id, body.KIND, domain, env.seq, tuple(frames[1:]))
+        self._store.own(env, tuple(frames[1:]))
         return env
 
     async def request(

@@ -14,6 +14,7 @@ from typing import Any
 
 from metamesh.errors import TransportError
 from metamesh.node.core import Core
+from metamesh.node.learner import STATE_KINDS
 from metamesh.node.rpc import Requests
 from metamesh.protocol import GLOBAL_DOMAIN, Envelope, Meta, Snapshot, SnapshotRequest
 
@@ -64,6 +65,20 @@ class StateStore:
     def hold_meta(self, meta: Meta, frames: tuple[Any, ...], env_id: tuple[str, int]) -> None:
         self.meta, self.meta_frames, self.meta_id = meta, frames, env_id
 
+    def own(self, env: Envelope, frames: tuple[Any, ...]) -> None:
+        """Keep what this node published, if it is learner state or meta: served like a peer's."""
+        body = env.body
+        if isinstance(body, Meta):  # a coordinator serves its own meta to late joiners too
+            self.hold_meta(body, frames, env.id)
+        elif body.KIND in STATE_KINDS:
+            self.keep(env.sender, body.KIND, env.domain, env.seq, frames)
+
+    def signed(self, env: Envelope, frames: tuple[Any, ...]) -> None:
+        """Own state coalesced and sent signed: its final frames (a proved batch member, or
+        signed alone) replace the header kept at publish, if it is still what is kept."""
+        if self.holds(env.sender, env.body.KIND, env.domain, env.seq):
+            self.own(env, frames)
+
     def holds(self, sender: str, kind: str, domain: str, seq: int) -> bool:
         """Whether this exact message is what we keep (and serve) for ``(sender, kind, domain)``."""
         if kind == "meta":
@@ -98,6 +113,7 @@ class Snapshots:
         self._core = core
         self._store = store
         self._requests = requests
+        core.signed = store.signed
 
     def serve(
         self, identity: object, request: Envelope, domains: set[str], senders: AbstractSet[str]
@@ -106,6 +122,7 @@ class Snapshots:
         covered: dict[str, int] = {}
         count = 0
         wire = self._core.wire
+        self._core.flush()  # own state published in this turn is signed once it is sent
         for sender, kind, topic, frames, seq in self._store.entries(domains, senders):
             wire.reply(identity, [topic, *frames])
             if kind != "meta":

@@ -4,6 +4,9 @@
 - ``kinds``: one frozen ``msgspec.Struct`` per message kind, a module per group of kinds
 - ``_fields``: the field types those structs are made of, with their bounds (``msgspec.Meta``)
 - ``codec``: frames in and out; all validation of untrusted input, in one place
+- ``batch``: batch frames (version 2), many small messages of one author in one
+- ``proof``: the origin digest, batch headers, and the proof that keeps a signed batch's member
+  verifiable alone
 - ``arrays``: numpy arrays as raw frames, zero-copy both ways
 - ``limits``: every bound on received input, with LAN and EDGE profiles
 - ``endpoints``: ``tcp://`` endpoints as they travel (IP literals only)

@@ -6,15 +6,16 @@ one signature check) for up to ``BATCH_MAX`` messages. PROTOCOL.md section
 2.2 gives the format; in short::
 
     frame 0      "<domain>/batch/<hops>"
-    frame 1      batch header {v: 2, k: "batch", s, d, m, g}
-    frames 2..   m members, each the frames of a v1 message after its topic:
-                 its header (no arrays), and its own signature when g
-    last frame   the batch signature (64 bytes) when g
+    frame 1      batch header {v: 2, k: "batch", s, d, m, g, h}
+    frames 2..   m member headers (no arrays, no signature frames)
+    last frame   the batch signature (64 bytes) when g, over the batch header alone
 
+When signed, ``h`` lists the digest of every member header, so one signature
+authenticates every member, and a member kept with the batch header and signature
+(its *proof*, ``metamesh.protocol.proof``) stays verifiable wherever it is served.
 Every member is by the batch's author, in its domain, without arrays and not a
 ``bye``; a member is decoded and checked as a single message would be. A batch
-is accepted or refused whole, and relayed whole (only the topic changes), so
-the author's batch signature verifies at every hop.
+is accepted or refused whole, and relayed whole (only the topic changes).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from typing import Any
 import msgspec
 
 from metamesh.errors import ProtocolError, Reason
-from metamesh.protocol._fields import Count, Name
 from metamesh.protocol.codec import Verifier, decode, topic_of
-from metamesh.protocol.envelope import BATCH_VERSION, PROTOCOL_MAX, PROTOCOL_MIN, Envelope, topic
+from metamesh.protocol.envelope import BATCH_VERSION, Envelope, topic
 from metamesh.protocol.limits import LAN, Limits
+from metamesh.protocol.proof import BATCH_KIND, BatchHeader, member_digest, read_batch_header, signature_of
 
 __all__ = [
     "BATCH_KIND",
@@ -40,27 +41,25 @@ __all__ = [
     "relay_batch",
 ]
 
-#: The kind in a batch's topic and header.
-BATCH_KIND = "batch"
 #: Members a sender puts in one batch; receivers accept up to ``Limits.max_batch``.
 BATCH_MAX = 64
 #: Kinds never sent in a batch: ``bye`` is never relayed, and the direct ones are never published.
 UNBATCHED_KINDS = frozenset(
     {"bye", "snapshot_request", "snapshot", "status_request", "status", "graft", "prune"}
 )
-_SIGNATURE = 64
 
 
-class _BatchHeader(msgspec.Struct, frozen=True, gc=False):
+class _Unsigned(msgspec.Struct, frozen=True, gc=False):
+    """An unsigned batch's header as sent: no digests, as the first version-2 senders wrote it."""
+
     v: int
     k: str
-    s: Name
+    s: str
     d: str
-    m: Count
+    m: int
     g: bool = False
 
 
-_HEADER = msgspec.msgpack.Decoder(_BatchHeader)
 _ENCODER = msgspec.msgpack.Encoder()
 _BATCH_TOPIC = b"/" + BATCH_KIND.encode() + b"/"
 
@@ -80,17 +79,22 @@ def batch_frames(
 ) -> list[Any]:
     """One batch of ``members``, each the frames ``encode`` made for one message (topic first).
 
-    The members must be this node's, in ``domain`` with ``hops``, without arrays, signed by
-    ``signer`` when it is given; the batch is signed by it as well.
+    The members must be this node's, in ``domain`` with ``hops``, without arrays; when
+    ``signer`` is given, encoded with ``by_batch=True`` (``g`` set, no signature frame of their
+    own): the batch header then lists their digests and is signed alone. A member's proof is
+    the batch's frame 1 and last frame.
     """
-    head = _ENCODER.encode(
-        _BatchHeader(BATCH_VERSION, BATCH_KIND, sender, domain, len(members), signer is not None)
-    )
+    if signer is None:
+        head = _ENCODER.encode(_Unsigned(BATCH_VERSION, BATCH_KIND, sender, domain, len(members)))
+    else:
+        digests = tuple(member_digest(m[1]) for m in members)
+        head = _ENCODER.encode(
+            BatchHeader(BATCH_VERSION, BATCH_KIND, sender, domain, len(members), True, digests)
+        )
     frames: list[Any] = [topic(domain, BATCH_KIND, hops), head]
-    for member in members:
-        frames.extend(member[1:])
+    frames.extend(m[1] for m in members)
     if signer is not None:
-        frames.append(signer(frames[1:]))
+        frames.append(signer((head,)))
     return frames
 
 
@@ -106,9 +110,11 @@ def decode_batch(
     """The author and the members of a received batch, each a checked :class:`Envelope`.
 
     In order: the topic, the batch header, the frame count against ``m`` and ``g``, the
-    batch signature (``verify``), then every member as :func:`decode` checks a single message,
-    and that it belongs in this batch. Raises :class:`ProtocolError` only; errors after the
-    signature carry ``author``. Dedup and age are the caller's, per member.
+    batch signature (``verify``), then every member: its digest against the header's ``h``,
+    then as :func:`decode` checks a single message, and that it belongs in this batch. A
+    signed member's ``raw`` is its proved form (header, batch header, batch signature), what
+    a node keeps and serves. Raises :class:`ProtocolError` only; errors after the signature
+    that are the author's carry ``author``. Dedup and age are the caller's, per member.
     """
     n_frames = len(frames)
     if n_frames < 3:
@@ -116,43 +122,33 @@ def decode_batch(
     domain, kind, _ = topic_of(frames[0], limits)
     if kind != BATCH_KIND:
         raise ProtocolError(Reason.BAD_BATCH, f"topic kind {kind!r:.40}")
-    raw = frames[1] if type(frames[1]) is bytes else memoryview(frames[1])
-    if len(raw) > limits.max_header_bytes:
-        raise ProtocolError(Reason.FRAME_TOO_LARGE, f"batch header of {len(raw)} bytes")
-    try:
-        h = _HEADER.decode(raw)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise ProtocolError(Reason.BAD_HEADER, f"batch header: {exc}") from None
-    if not PROTOCOL_MIN <= h.v <= PROTOCOL_MAX or h.v < BATCH_VERSION:
-        raise ProtocolError(Reason.UNKNOWN_VERSION, f"batch v={h.v!r:.20}")
-    if h.k != BATCH_KIND or h.d != domain:
-        raise ProtocolError(Reason.TOPIC_MISMATCH, f"topic {domain}/batch, header {h.d:.40}/{h.k:.40}")
-    if h.m > limits.max_batch:
-        raise ProtocolError(Reason.TOO_MANY_FRAMES, f"batch of {h.m} messages")
-    per = 2 if h.g else 1
-    if h.m < 1 or n_frames != 2 + h.m * per + h.g:
+    h = read_batch_header(frames[1], domain, limits)
+    if n_frames != 2 + h.m + h.g:
         raise ProtocolError(Reason.BAD_BATCH, f"{n_frames} frames for {h.m} members, g={h.g}")
     sender = h.s
-    signature = None
+    proof: tuple[Any, Any, bytes] | None = None
     if h.g:
-        if len(memoryview(frames[-1])) != _SIGNATURE:
-            raise ProtocolError(Reason.BAD_SIGNATURE, "batch signature is not 64 bytes")
-        signature = bytes(memoryview(frames[-1]))
-    if verify is not None:
-        verify(sender, frames[1:-1] if h.g else frames[1:], signature)
+        signature = signature_of(frames[-1])
+        if verify is not None:
+            verify(sender, (frames[1],), signature)
+        proof = (frames[1], frames[-1], signature)
+    elif verify is not None:
+        verify(sender, frames[1:], None)  # raises: unsigned on a signed network
     members: list[Envelope] = []
-    try:
-        for i in range(2, 2 + h.m * per, per):
-            member = decode([frames[0], *frames[i : i + per]], limits, member=True)
+    digests = h.h
+    for i in range(h.m):
+        head = frames[2 + i]
+        if proof is not None and member_digest(head) != digests[i]:  # altered on the way: not the author's
+            raise ProtocolError(Reason.BAD_SIGNATURE, f"{sender}: member {i} does not match its digest")
+        try:
+            member = decode((frames[0], head), limits, member=True, proof=proof)
             if member.sender != sender or member.body.ARRAYS or member.kind in UNBATCHED_KINDS:
                 raise ProtocolError(
                     Reason.BAD_BATCH,
                     f"member {member.sender:.40}#{member.seq} ({member.kind}) in {sender}'s batch",
                 )
-            if (member.signature is not None) != h.g:
-                raise ProtocolError(Reason.BAD_BATCH, "a member's signed flag differs from its batch's")
-            members.append(member)
-    except ProtocolError as exc:
-        exc.author = sender
-        raise
+        except ProtocolError as exc:
+            exc.author = sender
+            raise
+        members.append(member)
     return sender, members

@@ -24,6 +24,7 @@ from metamesh.protocol.arrays import _OUT, BAD_REF, check_finite, from_frame, pu
 from metamesh.protocol.envelope import PROTOCOL_MAX, PROTOCOL_MIN, Envelope, is_domain, topic
 from metamesh.protocol.kinds import KINDS, Body
 from metamesh.protocol.limits import LAN, Limits
+from metamesh.protocol.proof import Verifier, check_proof
 
 __all__ = [
     "Signer",
@@ -37,8 +38,6 @@ __all__ = [
 
 #: Signs the bytes of ``signed_parts`` and returns the signature.
 Signer = Callable[[Sequence[Any]], bytes]
-#: ``verify(sender, signed_parts, signature_or_None)`` raises ProtocolError unless the author signed them.
-Verifier = Callable[[str, Sequence[Any], "bytes | None"], None]
 
 _Shape = Annotated[tuple[Annotated[int, msgspec.Meta(ge=0)], ...], msgspec.Meta(max_length=8)]
 _Descriptors = tuple[tuple[DType, _Shape], ...]
@@ -116,17 +115,19 @@ _DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
 _TOPIC_BYTES: dict[tuple[str, str, int], bytes] = {}
 
 
-def encode(env: Envelope, *, signer: Signer | None = None) -> list[Any]:
+def encode(env: Envelope, *, signer: Signer | None = None, by_batch: bool = False) -> list[Any]:
     """The frames of ``env``, ready for ``send_multipart(frames, copy=False)``.
 
-    Arrays are passed as numpy arrays (buffer protocol), not copied.
+    Arrays are passed as numpy arrays (buffer protocol), not copied. ``by_batch``: a member
+    of a signed batch (``metamesh.protocol.batch``), ``g`` set but no signature frame: the
+    batch signs it (or, sent alone after all, ``signer(frames[1:])`` appended).
     """
     body = env.body
     arrays: list[np.ndarray] = []
     descriptors: list[Any] = []
     header = _Out(
         env.version, body.KIND, env.sender, env.seq, env.created, env.domain, body,
-        descriptors, env.reply_to, signer is not None,
+        descriptors, env.reply_to, signer is not None or by_batch,
     )  # fmt: skip
     if body.ARRAYS:  # ``put`` fills ``arrays`` and ``descriptors`` while ``p`` is encoded, before ``a``
         token = _OUT.set((arrays, descriptors))
@@ -143,13 +144,16 @@ def encode(env: Envelope, *, signer: Signer | None = None) -> list[Any]:
         if len(_TOPIC_BYTES) < _TOPICS_MAX:
             _TOPIC_BYTES[key] = name
     frames: list[Any] = [name, head, *arrays]
-    if signer is not None:
+    if signer is not None and not by_batch:
         frames.append(signer(frames[1:]))
     return frames
 
 
 def signed_parts(env: Envelope) -> list[Any]:
-    """The frames an origin signature covers: the header and every array frame."""
+    """The frames an origin signature covers: the header and every array frame (for a
+    proved batch member, the batch header)."""
+    if env.signature is not None and len(env.raw) == 3 and not env.body.ARRAYS:
+        return [env.raw[1]]
     return list(env.raw[:-1] if env.signature is not None else env.raw)
 
 
@@ -166,7 +170,8 @@ def _nbytes(frame: Any) -> int:
     return len(frame) if type(frame) is bytes else memoryview(frame).nbytes
 
 
-_TOPICS: dict[bytes, tuple[str, str, int]] = {}
+#: Topic frame -> domain, kind, hops and that kind's header struct (None for an unknown kind).
+_TOPICS: dict[bytes, tuple[str, str, int, Any]] = {}
 _TOPICS_MAX = 4096
 
 
@@ -184,7 +189,7 @@ def _parse_topic(raw: Any, limits: Limits) -> tuple[str, str, int]:
     if not is_domain(domain) or not hops_text.isdigit() or hops > limits.max_hops:
         raise ProtocolError(Reason.BAD_TOPIC, f"{data!r:.80}")
     if len(_TOPICS) < _TOPICS_MAX:
-        _TOPICS[data] = (domain, kind, hops)
+        _TOPICS[data] = (domain, kind, hops, _HEADERS.get(kind))
     return domain, kind, hops
 
 
@@ -195,6 +200,7 @@ def decode(
     skip: Callable[[str, int], bool] | None = None,
     verify: Verifier | None = None,
     member: bool = False,
+    proof: tuple[Any, Any, bytes] | None = None,
 ) -> Envelope:
     """Validate and decode one received multipart message.
 
@@ -205,7 +211,10 @@ def decode(
     large delta costs a header parse, not a pass over its arrays.
     ``verify`` checks the origin signature next, before the body and arrays
     are read; errors after that point carry ``author``. ``member``: a batch
-    member under its batch's topic (``metamesh.protocol.batch``), of the kind its header names.
+    member under its batch's topic (``metamesh.protocol.batch``), of the kind its header names;
+    ``proof``: its batch's header and signature frames and the signature, already checked,
+    when the batch is signed. Four frames, a header with ``g`` and no ``a``, are a proved member alone
+    (``metamesh.protocol.proof``), authenticated by its proof.
     """
     n_frames = len(frames)
     if n_frames < 2:
@@ -220,26 +229,41 @@ def decode(
     raw = frames[0]
     known = _TOPICS.get(raw if type(raw) is bytes else bytes(memoryview(raw)))
     if known is not None and known[2] <= limits.max_hops:
-        domain, kind, hops = known
+        domain, kind, hops, expected = known
     else:
         domain, kind, hops = _parse_topic(raw, limits)
+        expected = _HEADERS.get(kind)
     try:
         h = _DECODER.decode(head)
     except msgspec.ValidationError as exc:
         raise _refused(
-            frames, head, domain, None if member else kind, exc, skip=skip, verify=verify
-        ) from None
+            frames, head, domain, None if member else kind, exc, skip=skip, verify=verify,
+            limits=limits, member=member,
+        ) from None  # fmt: skip
     except _DECODE_ERRORS as exc:
         raise ProtocolError(Reason.BAD_HEADER, f"{type(exc).__name__}: {exc}") from None
     sender, seq, signed = h.s, h.n, h.g
-    if not (
-        PROTOCOL_MIN <= h.v <= PROTOCOL_MAX and (member or _KIND_OF[type(h)] == kind) and h.d == domain
-    ) or (sender not in _KNOWN_NAMES and not is_name(sender)):
+    if not (PROTOCOL_MIN <= h.v <= PROTOCOL_MAX and (member or type(h) is expected) and h.d == domain) or (
+        sender not in _KNOWN_NAMES and not is_name(sender)
+    ):
         _check_envelope(h, _KIND_OF[type(h)], domain, _KIND_OF[type(h)] if member else kind)
     if skip is not None and skip(sender, seq):
         raise ProtocolError(Reason.DUPLICATE, f"{sender}#{seq}")
-    signature = _verify(frames, sender, signed, verify) if signed or verify is not None else None
     body: Body = h.p
+    kept = (frames[1],) if n_frames == 2 else tuple(frames[1:])
+    if member:
+        signature = _member(signed, proof)
+        if proof is not None:
+            kept = (frames[1], proof[0], proof[1])
+    elif signed and n_frames == 4 and not h.a:
+        signature = check_proof(
+            frames[1], frames[2], frames[3], sender, domain=domain, limits=limits, verify=verify
+        )
+        if body.ARRAYS:
+            raise ProtocolError(Reason.BAD_FRAMES, f"a proved {body.KIND} without its arrays")
+        n_frames = 3  # the proof stands in for the signature frame
+    else:
+        signature = _verify(frames, sender, signed, verify) if signed or verify is not None else None
     try:
         if body.ARRAYS or n_frames > 2 + signed:
             resolve(body, _arrays(frames, h.a, signed, limits))
@@ -247,14 +271,14 @@ def decode(
     except ProtocolError as exc:
         exc.author = sender
         raise
-    return Envelope(sender, seq, domain, body, h.t, hops, h.r, h.v, signature, tuple(frames[1:]))
+    return Envelope(sender, seq, domain, body, h.t, hops, h.r, h.v, signature, kept)
 
 
 def topic_of(raw: Any, limits: Limits = LAN) -> tuple[str, str, int]:
     """Domain, kind and hops of a received topic frame; raises ``bad_topic``."""
     known = _TOPICS.get(raw if type(raw) is bytes else bytes(memoryview(raw)))
     if known is not None and known[2] <= limits.max_hops:
-        return known
+        return known[0], known[1], known[2]
     return _parse_topic(raw, limits)
 
 
@@ -267,6 +291,13 @@ def _check_envelope(h: Any, k: Any, domain: str, kind: str) -> None:
         raise ProtocolError(Reason.TOPIC_MISMATCH, f"topic {domain}/{kind}, header {h.d:.40}/{k!r:.40}")
     if not is_name(h.s):
         raise ProtocolError(Reason.BAD_FIELD, f"s={h.s!r:.60}")
+
+
+def _member(signed: bool, proof: tuple[Any, Any, bytes] | None) -> bytes | None:
+    """A batch member's signature: its batch's (checked by ``decode_batch``), or none if unsigned."""
+    if signed != (proof is not None):
+        raise ProtocolError(Reason.BAD_BATCH, "a member's signed flag differs from its batch's")
+    return None if proof is None else proof[2]
 
 
 def _verify(frames: Sequence[Any], sender: str, signed: bool, verify: Verifier | None) -> bytes | None:
@@ -289,6 +320,8 @@ def _refused(
     *,
     skip: Callable[[str, int], bool] | None,
     verify: Verifier | None,
+    limits: Limits,
+    member: bool,
 ) -> ProtocolError:
     """Why msgspec refused a header, found in the order of a valid message's checks.
 
@@ -315,7 +348,11 @@ def _refused(
     _check_envelope(h, h.k, domain, h.k if kind is None else kind)
     if skip is not None and skip(h.s, h.n):
         return ProtocolError(Reason.DUPLICATE, f"{h.s}#{h.n}")
-    _verify(frames, h.s, h.g, verify)
+    if not member:  # a member's batch was authenticated whole
+        if h.g and len(frames) == 4 and bytes(h.a) == b"\x90":
+            check_proof(frames[1], frames[2], frames[3], h.s, domain=domain, limits=limits, verify=verify)
+        else:
+            _verify(frames, h.s, h.g, verify)
     if "`$.a" in text:
         reason = Reason.BAD_DTYPE if "][0]`" in text else Reason.BAD_ARRAY
     elif BAD_REF in text:

@@ -31,7 +31,7 @@ VERIFIER = OriginVerifier({"node-a": bytes(SigningKey(SEED).verify_key)})
 def member(seq: int, sender: str = "node-a", domain: str = "math", *, signed: bool = False) -> list[Any]:
     body = Insight(["e1"], [0.5], [10], 0.5, 10, seq)
     env = Envelope(sender, seq, domain, body, time.time(), hops=3)
-    return encode(env, signer=SIGNER if signed else None)
+    return encode(env, by_batch=signed)  # a signed batch's member: ``g`` set, signed by the batch
 
 
 def batch(n: int = 3, *, signed: bool = False, **kw: Any) -> list[Any]:
@@ -62,11 +62,13 @@ def test_a_batch_decodes_to_its_members_each_a_v1_message_alone() -> None:
 
 def test_a_signed_batch_verifies_once_and_its_members_stay_verifiable_alone() -> None:
     frames = batch(4, signed=True)
-    assert len(frames) == 2 + 4 * 2 + 1
+    assert len(frames) == 2 + 4 + 1
+    assert len(msgpack.unpackb(frames[1])["h"]) == 4
     sender, members = decode_batch(frames, verify=VERIFIER)
     assert sender == "node-a" and len(members) == 4
-    alone = decode([b"math/insight/0", *members[0].raw], verify=VERIFIER)
-    assert alone.seq == 1 and alone.signature is not None
+    assert all(m.raw == (frames[2 + i], frames[1], frames[-1]) for i, m in enumerate(members))
+    alone = decode([b"math/insight/0", *members[0].raw], verify=VERIFIER)  # a member with its proof
+    assert alone.seq == 1 and alone.signature == frames[-1] and alone.body == members[0].body
 
 
 def test_a_relayed_batch_keeps_its_frames_and_signature() -> None:
@@ -98,8 +100,8 @@ def test_a_member_by_another_author_is_a_forgery() -> None:
 
 def test_a_member_swapped_in_a_signed_batch_breaks_its_signature() -> None:
     frames = batch(3, signed=True)
-    forged = batch_frames("node-a", "math", 3, [member(7, signed=True)], signer=OriginSigner(OTHER))
-    frames[2:4] = forged[2:4]  # a member signed with a key that is not node-a's
+    forged = batch_frames("node-a", "math", 3, [member(7, signed=True)] * 3, signer=OriginSigner(OTHER))
+    frames[:2] = forged[:2]  # a digest list signed with a key that is not node-a's
     refuse(frames, Reason.BAD_SIGNATURE, verify=VERIFIER)
 
 

@@ -82,9 +82,10 @@ class Insight(Body, frozen=True):
     def check(self, limits: Limits) -> None:
         # The most frequent message: Body.check's rules inlined, each a C-level builtin.
         names, metrics = self.experts, self.metrics
-        if not len(names) == len(self.loss) == len(self.samples) == len(set(names)):
+        distinct = set(names)
+        if not len(names) == len(self.loss) == len(self.samples) == len(distinct):
             raise bad("experts", [names, self.loss, self.samples])
-        if not (_KNOWN_NAMES.issuperset(names) and _KNOWN_NAMES.issuperset(metrics)) and not (
+        if not (distinct <= _KNOWN_NAMES and _KNOWN_NAMES.issuperset(metrics)) and not (
             names_ok(names) and names_ok(metrics)
         ):
             raise bad("experts", [names, list(metrics)])
