@@ -40,4 +40,6 @@ def test_sixteen_nodes_pruning_all_the_time_all_stay_up(cluster: Cluster) -> Non
     assert not died and not aborts, f"died: {died}; libzmq asserted in: {aborts}"
     statuses = [n.status() for n in nodes]
     prunes = sum(int(s["counters"]["sent"].get("prune", 0)) for s in statuses if s is not None)
-    assert prunes >= NODES, f"only {prunes} prunes sent: the meshes hardly pruned"
+    # Meshes that graft already-linked peers first prune less than they once did (13-40 prunes in
+    # 20 s, by load); a handful is enough to have dropped links while messages were in flight.
+    assert prunes >= 4, f"only {prunes} prunes sent: the meshes hardly pruned"
