@@ -26,5 +26,5 @@ def test_core_imports_with_torch_blocked() -> None:
 
 def test_protocol_public_names() -> None:
     public = {n for n in dir(metamesh.protocol) if not n.startswith("_")}
-    modules = {"arrays", "batch", "codec", "endpoints", "envelope", "kinds", "limits", "annotations"}
+    modules = {"arrays", "batch", "codec", "endpoints", "envelope", "kinds", "limits", "proof", "annotations"}
     assert public - modules == set(metamesh.protocol.__all__)

@@ -14,7 +14,7 @@ from metamesh.gossip.keys import generate_keys, load_keys
 from metamesh.gossip.signing import OriginSigner
 from metamesh.node.runtime import Node
 from metamesh.protocol import Envelope, Graft, Insight, StatusRequest, encode
-from metamesh.protocol.batch import batch_frames
+from metamesh.protocol.batch import BATCH_MAX, batch_frames
 from metamesh.protocol.proof import member_digest
 from tests.twin import Twin, eventually, insight
 
@@ -189,7 +189,7 @@ async def test_own_state_in_a_batch_sent_while_publishing_is_kept_with_its_proof
     keys = keyed(tmp_path, ("a",))
     a = await twin.node("a", keys=keys["a"])
     sent = a.counters.sent["batch"]
-    for i in range(a._core.batch_max):  # the last publish fills the batch, which goes out at once
+    for i in range(BATCH_MAX):  # the last publish fills the batch, which goes out at once
         a.publish("math", insight(0.01 * i))
     assert a.counters.sent["batch"] == sent + 1
     kept = a.latest[("a", "insight", "math")]
