@@ -139,6 +139,19 @@ class Twin:
             timeout,
         )
 
+    async def line(
+        self, *, b_learner: Learner | None = None, c_learner: Learner | None = None
+    ) -> tuple[Node, Node, Node]:
+        """a - b - c: a and c reach only b (a partition with b in both groups)."""
+        a = await self.node("a")
+        b = await self.node("b", seeds=[a], learner=b_learner)
+        c = await self.node("c", seeds=[b], learner=c_learner)
+        t = self.transports
+        self.network.partition([t["a"], t["b"]], [t["b"], t["c"]])
+        await self.linked(a, b)
+        await self.linked(b, c)
+        return a, b, c
+
     async def close(self) -> None:
         for node in reversed(self.nodes):
             await node.stop()

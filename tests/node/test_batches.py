@@ -21,18 +21,6 @@ from tests.twin import Twin, eventually, insight
 pytestmark = pytest.mark.timeout(60)
 
 
-async def line(twin: Twin) -> tuple[Node, Node, Node]:
-    """a - b - c: a and c reach only b."""
-    a = await twin.node("a")
-    b = await twin.node("b", seeds=[a])
-    c = await twin.node("c", seeds=[b])
-    t = twin.transports
-    twin.network.partition([t["a"], t["b"]], [t["b"], t["c"]])
-    await twin.linked(a, b)
-    await twin.linked(b, c)
-    return a, b, c
-
-
 def forged(sender: str, seqs: range, *, domain: str = "math", by: str | None = None) -> list[object]:
     """A batch in ``sender``'s name, its members by ``by`` (default: ``sender`` too)."""
     members = [encode(Envelope(by or sender, seq, domain, insight(0.2), time.time(), hops=3)) for seq in seqs]
@@ -40,7 +28,7 @@ def forged(sender: str, seqs: range, *, domain: str = "math", by: str | None = N
 
 
 async def test_what_a_node_publishes_in_one_turn_goes_as_one_batch_relayed_whole(twin: Twin) -> None:
-    a, b, c = await line(twin)
+    a, b, c = await twin.line()
     sent_before = a.counters.sent["batch"]
     envs = [a.publish("math", insight(0.1 * i)) for i in range(1, 6)]
     await eventually(lambda: c.latest.get(("a", "insight", "math")) is not None, "c getting a's insights")
@@ -77,7 +65,7 @@ async def test_hostile_batches_are_counted_by_reason_and_the_node_keeps_going(tw
 
 
 async def test_a_replayed_batch_is_dropped_as_duplicates_and_not_relayed(twin: Twin) -> None:
-    a, b, c = await line(twin)
+    a, b, c = await twin.line()
     for i in range(3):
         a.publish("math", insight(0.3 + i))
     await eventually(lambda: c.counters.received["insight"] >= 3, "c getting the batch")
@@ -94,7 +82,7 @@ async def test_a_replayed_batch_is_dropped_as_duplicates_and_not_relayed(twin: T
 async def test_a_direct_request_published_on_the_bus_is_neither_acted_on_nor_relayed(
     twin: Twin, body: StatusRequest | Graft
 ) -> None:
-    a, b, c = await line(twin)
+    a, b, c = await twin.line()
     env = Envelope(
         "a", a.envelope("math", Insight([], [], [], 0.0, 0)).seq, "math", body, time.time(), hops=3
     )

@@ -5,23 +5,10 @@ from __future__ import annotations
 import pytest
 
 from metamesh.gossip.membership import PeerState
-from metamesh.node.runtime import Node
 from metamesh.protocol import Delta, Graft, Prune, Status, StatusRequest, encode
 from tests.twin import Twin, eventually, insight
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def line(twin: Twin) -> tuple[Node, Node, Node]:
-    """a - b - c: a and c reach only b (a partition with b in both groups)."""
-    a = await twin.node("a")
-    b = await twin.node("b", seeds=[a])
-    c = await twin.node("c", seeds=[b])
-    t = twin.transports
-    twin.network.partition([t["a"], t["b"]], [t["b"], t["c"]])
-    await twin.linked(a, b)
-    await twin.linked(b, c)
-    return a, b, c
 
 
 async def test_a_seeded_node_and_its_seed_become_alive_and_linked(twin: Twin) -> None:
@@ -43,14 +30,14 @@ async def test_a_published_insight_is_merged_and_kept_by_a_peer(twin: Twin) -> N
 
 
 async def test_a_message_is_relayed_to_a_node_not_linked_to_its_author(twin: Twin) -> None:
-    a, b, c = await line(twin)
+    a, b, c = await twin.line()
     a.publish("math", insight(0.4))
     await eventually(lambda: ("a", "insight", "math") in c.latest, "c getting a's insight through b")
     assert b.counters.relayed["insight"] == 1 and "a" not in c.transport.linked()
 
 
 async def test_a_duplicated_message_is_delivered_and_relayed_once(twin: Twin) -> None:
-    a, b, c = await line(twin)
+    a, b, c = await twin.line()
     twin.network.faults = type(twin.network.faults)(duplicate=1.0)
     a.publish("math", insight(0.3))
     await eventually(lambda: ("a", "insight", "math") in c.latest, "c getting it")
@@ -80,7 +67,7 @@ async def test_a_node_outside_a_domain_does_not_receive_its_traffic(twin: Twin) 
 
 
 async def test_an_older_message_from_a_sender_is_neither_kept_nor_relayed(twin: Twin) -> None:
-    a, b, c = await line(twin)
+    a, b, c = await twin.line()
     older = a.envelope("math", insight(0.9))  # a sequence number taken, published later
     newer = a.publish("math", insight(0.1))
     await eventually(lambda: ("a", "insight", "math") in c.latest, "the newer one at c")
@@ -172,7 +159,7 @@ async def test_a_large_delta_is_relayed_lazily_by_ihave_and_fetched(twin: Twin) 
 async def test_gossip_gets_through_a_lossy_wire(twin: Twin) -> None:
     from metamesh.gossip.memory import Faults
 
-    a, _, c = await line(twin)
+    a, _, c = await twin.line()
     twin.network.faults = Faults(drop=0.3)
     sent = 0
 

@@ -17,19 +17,8 @@ def insane(body: Body) -> str | None:
     return "insane_values" if isinstance(body, QTable) and float(body.values.max()) > 100 else None
 
 
-async def line(twin: Twin, b_learner: Learner | None = None) -> tuple[Node, Node, Node]:
-    a = await twin.node("a")
-    b = await twin.node("b", seeds=[a], learner=b_learner)
-    c = await twin.node("c", seeds=[b], learner=Recorder())
-    t = twin.transports
-    twin.network.partition([t["a"], t["b"]], [t["b"], t["c"]])
-    await twin.linked(a, b)
-    await twin.linked(b, c)
-    return a, b, c
-
-
 async def test_a_message_failing_validation_at_a_relaying_node_is_not_forwarded(twin: Twin) -> None:
-    a, b, c = await line(twin, Recorder(refuse=insane))
+    a, b, c = await twin.line(b_learner=Recorder(refuse=insane), c_learner=Recorder())
     a.publish("math", qtable(1e6))  # refused at b
     good = a.publish("math", insight(0.2))  # after it, on the same path
     await eventually(lambda: ("a", "insight", "math") in c.latest, "the good message at c")
@@ -103,7 +92,7 @@ def _events(node: Node) -> list[dict[str, object]]:
 async def test_a_learner_gets_only_the_kinds_it_accepts_yet_the_node_keeps_and_relays_the_rest(
     twin: Twin,
 ) -> None:
-    a, b, c = await line(twin, Recorder(accepts=frozenset({"qtable"})))
+    a, b, c = await twin.line(b_learner=Recorder(accepts=frozenset({"qtable"})), c_learner=Recorder())
     b_learner = b.learner
     assert isinstance(b_learner, Recorder)
     a.publish("math", insight(0.5))
