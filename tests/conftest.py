@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from metamesh.llm.local import LocalModelServer
     from tests.cluster import Cluster
     from tests.twin import Twin
 
@@ -85,3 +86,16 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture(scope="session")
+def local_server() -> Iterator[LocalModelServer]:
+    """One real model per session: llama.cpp's server on the bundled SmolLM2, started once and
+    stopped by PID at the end, or a skip saying what to install."""
+    from metamesh.llm.local import LocalModelServer
+    from tests.llm.conftest import MISSING
+
+    if MISSING:
+        pytest.skip(f"the llm-local extra is not installed: {MISSING}")
+    with LocalModelServer() as server:
+        yield server

@@ -2,62 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from metamesh.gateway import GatewayConfig, OpenAIBackend, build_gateway
+from metamesh.llm.local import LocalModelServer
 from metamesh.node.config import load_config
-from tests.gateway.fakes import free_port
 from tests.twin import Twin
 
 openai = pytest.importorskip("openai")
 pytestmark = [pytest.mark.llm, pytest.mark.timeout(120)]
 
 
-def _model_file() -> str:
-    try:
-        from metamesh.llm.local import bundled_model
-    except ImportError:
-        pytest.skip("metamesh.llm.local is not available")
-    try:
-        return str(bundled_model())
-    except Exception as exc:
-        pytest.skip(f"the bundled model is not installed: {exc}")
-
-
-@pytest.fixture(scope="module")
-def llama_url() -> Iterator[str]:
-    """``python -m llama_cpp.server`` on SmolLM2, started and stopped (by PID) here."""
-    model, port = _model_file(), free_port()
-    args = [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
-            "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "llama.cpp server exited"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "llama.cpp server not ready in 60 s"
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+@pytest.fixture
+def llama_url(local_server: LocalModelServer) -> str:
+    """The session's llama.cpp server on SmolLM2 (tests/conftest.py)."""
+    return local_server.base_url
 
 
 @pytest.fixture
